@@ -1,0 +1,1 @@
+"""synscale analyzer service: domain code, gRPC servicer and Kafka worker."""

@@ -1,0 +1,1 @@
+"""synscale generator service: domain code, gRPC servicer and Kafka worker."""

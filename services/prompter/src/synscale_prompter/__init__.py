@@ -1,0 +1,1 @@
+"""synscale prompter service: domain code, gRPC servicer and Kafka worker."""

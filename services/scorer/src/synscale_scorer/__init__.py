@@ -1,0 +1,1 @@
+"""synscale scorer service: domain code, gRPC servicer and Kafka worker."""

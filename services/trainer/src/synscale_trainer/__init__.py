@@ -1,0 +1,1 @@
+"""synscale trainer service: domain code, gRPC servicer and Kafka worker."""

@@ -1,0 +1,224 @@
+"""The study file (YAML): what to generate, score, train and fit.
+
+Validation errors name the field path and the allowed values, because a study file is
+the main thing a user writes by hand. Every stage reads the same parsed `StudySpec`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from synscale.errors import InvalidInput
+from synscale.ids import digest, safe_component
+
+CLASS_SETS = ("fashion-mnist", "imagenet", "custom")
+STRATEGIES = (
+    "classname",
+    "classname_description",
+    "classname_hypernym",
+    "clip_templates",
+    "word2sen",
+    "in_captions",
+)
+BACKENDS = ("embedded", "sd", "sdxl", "deepfloyd_if", "amused", "auto")
+MAX_IMAGES_PER_CLASS = 10_000_000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClassEntry(_Strict):
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    description: str = ""
+    hypernym: str = ""
+
+
+class ClassesSpec(_Strict):
+    set: Literal["fashion-mnist", "imagenet", "custom"] = "fashion-mnist"
+    ids: list[str] | None = None  # restrict a built-in set to these ids
+    custom: list[ClassEntry] | None = None  # inline custom classes
+    file: str | None = None  # custom classes from YAML or CSV
+
+    @model_validator(mode="after")
+    def _custom_needs_entries(self) -> ClassesSpec:
+        if self.set == "custom" and not (self.custom or self.file):
+            raise ValueError("set 'custom' needs 'custom' entries or a 'file'")
+        return self
+
+
+class GeneratorConfig(_Strict):
+    name: str = Field(min_length=1)
+    backend: Literal["embedded", "sd", "sdxl", "deepfloyd_if", "amused", "auto"] = "embedded"
+    model_path: str = ""
+    resolution: int = 32
+    steps: int = Field(25, ge=1, le=1000)
+    scheduler: str = "ddim"
+    eta: float = 1.0
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    batch_size: int = Field(64, ge=1, le=4096)
+    cfg: list[float] = Field(default_factory=lambda: [1.0, 2.0, 4.0], min_length=1)
+    negative_prompt: str = ""
+    options: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("cfg")
+    @classmethod
+    def _finite_cfg(cls, v: list[float]) -> list[float]:
+        for x in v:
+            if not math.isfinite(x) or x < 0:
+                raise ValueError(f"CFG values must be finite and >= 0, got {x}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"CFG values must be distinct, got {v}")
+        return v
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution(cls, v: int) -> int:
+        if v <= 0 or v % 8 != 0 or v > 2048:
+            raise ValueError(f"resolution must be a positive multiple of 8 up to 2048, got {v}")
+        return v
+
+
+class RealSpec(_Strict):
+    set: Literal["fashion-mnist", "imagenet", "none"] = "fashion-mnist"
+    path: str = ""  # ImageFolder root for ImageNet
+    per_class: list[int] = Field(default_factory=list)  # real-only size grid
+    mix_real_per_class: int = 0  # real images added to every synthetic run (0 = none)
+
+
+class ScoringSpec(_Strict):
+    recognizability: bool = True
+    diversity: bool = True
+    fid: bool = True
+    lpips: bool = True
+    lpips_pairs: int = Field(64, ge=0)
+    fid_samples_per_class: int = Field(100, ge=2)
+
+
+class TrainingRecipe(_Strict):
+    name: str = "embedded-cnn"
+    kind: Literal["supervised", "clip"] = "supervised"
+    arch: str = "embedded-cnn"
+    epochs: float = Field(10.0, gt=0)
+    min_steps: int = Field(200, ge=1)
+    max_steps: int = Field(20_000, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(5e-4, ge=0)
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    augment: bool = True
+    seeds: list[int] = Field(default_factory=lambda: [0])
+
+
+class EvaluationSpec(_Strict):
+    id: str = "fashion-mnist-test"
+    ood: list[str] = Field(default_factory=lambda: ["inverted", "rotated", "sketch", "noise", "rescaled"])
+
+
+class AnalysisSpec(_Strict):
+    fits: list[Literal["power_law", "power_law_offset"]] = Field(
+        default_factory=lambda: ["power_law", "power_law_offset"]
+    )
+    metric: Literal["error", "loss"] = "error"
+    bootstrap: int = Field(200, ge=0)
+    holdout_sizes: int = Field(1, ge=0)
+
+
+class PromptOptions(_Strict):
+    word2sen_model: str = ""  # local transformers directory
+    word2sen_k: int = Field(20, ge=1, le=1000)
+    captioner_model: str = ""  # local image-to-text directory
+
+
+class StudySpec(_Strict):
+    name: str = Field(min_length=1)
+    seed: int = 0
+    classes: ClassesSpec = Field(default_factory=ClassesSpec)
+    generators: list[GeneratorConfig] = Field(min_length=1)
+    strategies: list[str] = Field(default_factory=lambda: ["classname"], min_length=1)
+    images_per_class: list[int] = Field(min_length=1)
+    prompts: PromptOptions = Field(default_factory=PromptOptions)
+    real: RealSpec = Field(default_factory=RealSpec)
+    scoring: ScoringSpec = Field(default_factory=ScoringSpec)
+    training: list[TrainingRecipe] = Field(default_factory=lambda: [TrainingRecipe()])
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+
+    @field_validator("strategies")
+    @classmethod
+    def _known_strategies(cls, v: list[str]) -> list[str]:
+        for s in v:
+            if s not in STRATEGIES:
+                raise ValueError(f"unknown strategy {s!r}; allowed: {', '.join(STRATEGIES)}")
+        if len(set(v)) != len(v):
+            raise ValueError("strategies must be distinct")
+        return v
+
+    @field_validator("images_per_class")
+    @classmethod
+    def _sizes(cls, v: list[int]) -> list[int]:
+        if any(n <= 0 or n > MAX_IMAGES_PER_CLASS for n in v):
+            raise ValueError(f"sizes must be in 1..{MAX_IMAGES_PER_CLASS}, got {v}")
+        if sorted(set(v)) != v:
+            raise ValueError(f"sizes must be strictly increasing, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_generators(self) -> StudySpec:
+        names = [g.name for g in self.generators]
+        if len(set(names)) != len(names):
+            raise ValueError(f"generator names must be distinct, got {names}")
+        if "in_captions" in self.strategies and not self.prompts.captioner_model:
+            raise ValueError("strategy 'in_captions' needs prompts.captioner_model")
+        if "word2sen" in self.strategies and not self.prompts.word2sen_model:
+            raise ValueError("strategy 'word2sen' needs prompts.word2sen_model")
+        return self
+
+    @property
+    def study_id(self) -> str:
+        """Readable and content-addressed: editing the file makes a new study."""
+        return f"{safe_component(self.name, 40)}-{digest(self.model_dump(mode='json'), length=8)}"
+
+    @property
+    def max_images_per_class(self) -> int:
+        return self.images_per_class[-1]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _format_errors(source: str, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in err["loc"]).replace(".[", "[")
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        lines.append(f"  {loc or '<root>'}: {msg}")
+    return f"{source}: invalid study\n" + "\n".join(lines)
+
+
+def parse_study(text: str, source: str = "<study>") -> StudySpec:
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidInput(source, f"not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(source, f"the study must be a mapping, got {type(data).__name__}")
+    try:
+        return StudySpec.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(source, _format_errors(source, exc).split("\n", 1)[1].strip()) from None
+
+
+def load_study(path: Path | str) -> StudySpec:
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidInput(str(p), "study file does not exist")
+    return parse_study(p.read_text(), str(p))

@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks: starting the real infrastructure, tiny models."""

@@ -1,0 +1,114 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class GeneratorSpec(_message.Message):
+    __slots__ = ("name", "backend", "model_path", "resolution", "steps", "scheduler", "dtype", "batch_size", "cfg_grid", "negative_prompt", "options")
+    class OptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    MODEL_PATH_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULER_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CFG_GRID_FIELD_NUMBER: _ClassVar[int]
+    NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    backend: str
+    model_path: str
+    resolution: int
+    steps: int
+    scheduler: str
+    dtype: str
+    batch_size: int
+    cfg_grid: _containers.RepeatedScalarFieldContainer[float]
+    negative_prompt: str
+    options: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., model_path: _Optional[str] = ..., resolution: _Optional[int] = ..., steps: _Optional[int] = ..., scheduler: _Optional[str] = ..., dtype: _Optional[str] = ..., batch_size: _Optional[int] = ..., cfg_grid: _Optional[_Iterable[float]] = ..., negative_prompt: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class StudySubmission(_message.Message):
+    __slots__ = ("study_id", "spec_yaml", "submitted_at")
+    STUDY_ID_FIELD_NUMBER: _ClassVar[int]
+    SPEC_YAML_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_AT_FIELD_NUMBER: _ClassVar[int]
+    study_id: str
+    spec_yaml: str
+    submitted_at: str
+    def __init__(self, study_id: _Optional[str] = ..., spec_yaml: _Optional[str] = ..., submitted_at: _Optional[str] = ...) -> None: ...
+
+class StudyEvent(_message.Message):
+    __slots__ = ("study_id", "stage", "detail", "done", "total")
+    STUDY_ID_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    study_id: str
+    stage: str
+    detail: str
+    done: int
+    total: int
+    def __init__(self, study_id: _Optional[str] = ..., stage: _Optional[str] = ..., detail: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
+
+class ReportReady(_message.Message):
+    __slots__ = ("study_id", "bucket", "html_key", "markdown_key", "json_key")
+    STUDY_ID_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    HTML_KEY_FIELD_NUMBER: _ClassVar[int]
+    MARKDOWN_KEY_FIELD_NUMBER: _ClassVar[int]
+    JSON_KEY_FIELD_NUMBER: _ClassVar[int]
+    study_id: str
+    bucket: str
+    html_key: str
+    markdown_key: str
+    json_key: str
+    def __init__(self, study_id: _Optional[str] = ..., bucket: _Optional[str] = ..., html_key: _Optional[str] = ..., markdown_key: _Optional[str] = ..., json_key: _Optional[str] = ...) -> None: ...
+
+class StudyRef(_message.Message):
+    __slots__ = ("study_id",)
+    STUDY_ID_FIELD_NUMBER: _ClassVar[int]
+    study_id: str
+    def __init__(self, study_id: _Optional[str] = ...) -> None: ...
+
+class StageProgress(_message.Message):
+    __slots__ = ("stage", "done", "total")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    done: int
+    total: int
+    def __init__(self, stage: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
+
+class StudyStatus(_message.Message):
+    __slots__ = ("study_id", "state", "stages", "error", "report")
+    STUDY_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    study_id: str
+    state: str
+    stages: _containers.RepeatedCompositeFieldContainer[StageProgress]
+    error: str
+    report: ReportReady
+    def __init__(self, study_id: _Optional[str] = ..., state: _Optional[str] = ..., stages: _Optional[_Iterable[_Union[StageProgress, _Mapping]]] = ..., error: _Optional[str] = ..., report: _Optional[_Union[ReportReady, _Mapping]] = ...) -> None: ...
+
+class SubmitStudyRequest(_message.Message):
+    __slots__ = ("spec_yaml",)
+    SPEC_YAML_FIELD_NUMBER: _ClassVar[int]
+    spec_yaml: str
+    def __init__(self, spec_yaml: _Optional[str] = ...) -> None: ...
