@@ -24,6 +24,23 @@ SERVICE_CLIS = (
 )
 
 
+_GROUPS: dict[int, dict[str, argparse._SubParsersAction]] = {}
+
+
+def group(subparsers: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
+    """The sub-command group `synscale NAME ...`, shared by every service that adds to it.
+
+    Two services may contribute commands to one group (e.g. `synscale embedded
+    train-generator` from the generator and `synscale embedded train-reference` from the
+    scorer); argparse alone would reject the second `add_parser(NAME)`.
+    """
+    groups = _GROUPS.setdefault(id(subparsers), {})
+    if name not in groups:
+        parser = subparsers.add_parser(name, help=help)
+        groups[name] = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND")
+    return groups[name]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="synscale",
