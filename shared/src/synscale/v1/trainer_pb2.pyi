@@ -8,7 +8,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TrainingJob(_message.Message):
-    __slots__ = ("study_id", "run_id", "kind", "arch", "cells", "n_per_class", "real_per_class", "seed", "eval_sets", "recipe_json", "bucket")
+    __slots__ = ("study_id", "run_id", "kind", "arch", "cells", "n_per_class", "real_per_class", "seed", "eval_sets", "recipe_json", "bucket", "class_set", "real_path", "eval_paths", "image_size", "eval_limit")
+    class EvalPathsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     STUDY_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +27,11 @@ class TrainingJob(_message.Message):
     EVAL_SETS_FIELD_NUMBER: _ClassVar[int]
     RECIPE_JSON_FIELD_NUMBER: _ClassVar[int]
     BUCKET_FIELD_NUMBER: _ClassVar[int]
+    CLASS_SET_FIELD_NUMBER: _ClassVar[int]
+    REAL_PATH_FIELD_NUMBER: _ClassVar[int]
+    EVAL_PATHS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    EVAL_LIMIT_FIELD_NUMBER: _ClassVar[int]
     study_id: str
     run_id: str
     kind: str
@@ -31,7 +43,12 @@ class TrainingJob(_message.Message):
     eval_sets: _containers.RepeatedScalarFieldContainer[str]
     recipe_json: str
     bucket: str
-    def __init__(self, study_id: _Optional[str] = ..., run_id: _Optional[str] = ..., kind: _Optional[str] = ..., arch: _Optional[str] = ..., cells: _Optional[_Iterable[_Union[_common_pb2.CellId, _Mapping]]] = ..., n_per_class: _Optional[int] = ..., real_per_class: _Optional[int] = ..., seed: _Optional[int] = ..., eval_sets: _Optional[_Iterable[str]] = ..., recipe_json: _Optional[str] = ..., bucket: _Optional[str] = ...) -> None: ...
+    class_set: str
+    real_path: str
+    eval_paths: _containers.ScalarMap[str, str]
+    image_size: int
+    eval_limit: int
+    def __init__(self, study_id: _Optional[str] = ..., run_id: _Optional[str] = ..., kind: _Optional[str] = ..., arch: _Optional[str] = ..., cells: _Optional[_Iterable[_Union[_common_pb2.CellId, _Mapping]]] = ..., n_per_class: _Optional[int] = ..., real_per_class: _Optional[int] = ..., seed: _Optional[int] = ..., eval_sets: _Optional[_Iterable[str]] = ..., recipe_json: _Optional[str] = ..., bucket: _Optional[str] = ..., class_set: _Optional[str] = ..., real_path: _Optional[str] = ..., eval_paths: _Optional[_Mapping[str, str]] = ..., image_size: _Optional[int] = ..., eval_limit: _Optional[int] = ...) -> None: ...
 
 class EvalMetrics(_message.Message):
     __slots__ = ("set_name", "top1", "top5", "loss", "per_class", "n")
@@ -57,7 +74,7 @@ class EvalMetrics(_message.Message):
     def __init__(self, set_name: _Optional[str] = ..., top1: _Optional[float] = ..., top5: _Optional[float] = ..., loss: _Optional[float] = ..., per_class: _Optional[_Mapping[str, float]] = ..., n: _Optional[int] = ...) -> None: ...
 
 class RunResult(_message.Message):
-    __slots__ = ("study_id", "run_id", "job", "evals", "checkpoint_key", "status", "error", "train_seconds")
+    __slots__ = ("study_id", "run_id", "job", "evals", "checkpoint_key", "status", "error", "train_seconds", "steps", "train_images", "train_loss", "device")
     STUDY_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +83,10 @@ class RunResult(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     TRAIN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_LOSS_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
     study_id: str
     run_id: str
     job: TrainingJob
@@ -74,7 +95,11 @@ class RunResult(_message.Message):
     status: str
     error: str
     train_seconds: float
-    def __init__(self, study_id: _Optional[str] = ..., run_id: _Optional[str] = ..., job: _Optional[_Union[TrainingJob, _Mapping]] = ..., evals: _Optional[_Iterable[_Union[EvalMetrics, _Mapping]]] = ..., checkpoint_key: _Optional[str] = ..., status: _Optional[str] = ..., error: _Optional[str] = ..., train_seconds: _Optional[float] = ...) -> None: ...
+    steps: int
+    train_images: int
+    train_loss: float
+    device: str
+    def __init__(self, study_id: _Optional[str] = ..., run_id: _Optional[str] = ..., job: _Optional[_Union[TrainingJob, _Mapping]] = ..., evals: _Optional[_Iterable[_Union[EvalMetrics, _Mapping]]] = ..., checkpoint_key: _Optional[str] = ..., status: _Optional[str] = ..., error: _Optional[str] = ..., train_seconds: _Optional[float] = ..., steps: _Optional[int] = ..., train_images: _Optional[int] = ..., train_loss: _Optional[float] = ..., device: _Optional[str] = ...) -> None: ...
 
 class StartRunResponse(_message.Message):
     __slots__ = ("run_id",)
