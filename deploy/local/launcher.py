@@ -322,7 +322,9 @@ def status(lay: Layout) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["up", "down", "status", "env", "fetch"])
     parser.add_argument("--wipe", action="store_true", help="with down: delete data and logs")
     args = parser.parse_args(argv)

@@ -110,4 +110,6 @@ def make_bus(cfg: RuntimeConfig, client_id: str = "synscale") -> Bus:
         return MemoryBus(cfg.topics.default_partitions)
     from synscale.bus.kafka import KafkaBus
 
-    return KafkaBus(cfg.kafka_bootstrap, client_id=client_id, default_partitions=cfg.topics.default_partitions)
+    return KafkaBus(
+        cfg.kafka_bootstrap, client_id=client_id, default_partitions=cfg.topics.default_partitions
+    )

@@ -27,6 +27,8 @@ STRATEGIES = (
 )
 BACKENDS = ("embedded", "sd", "sdxl", "deepfloyd_if", "amused", "auto")
 MAX_IMAGES_PER_CLASS = 10_000_000
+FitForm = Literal["power_law", "power_law_offset"]
+FIT_FORMS: tuple[FitForm, ...] = ("power_law", "power_law_offset")
 
 
 class _Strict(BaseModel):
@@ -122,9 +124,7 @@ class EvaluationSpec(_Strict):
 
 
 class AnalysisSpec(_Strict):
-    fits: list[Literal["power_law", "power_law_offset"]] = Field(
-        default_factory=lambda: ["power_law", "power_law_offset"]
-    )
+    fits: list[FitForm] = Field(default_factory=lambda: list(FIT_FORMS))
     metric: Literal["error", "loss"] = "error"
     bootstrap: int = Field(200, ge=0)
     holdout_sizes: int = Field(1, ge=0)

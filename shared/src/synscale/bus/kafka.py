@@ -40,10 +40,11 @@ class KafkaBus(Bus):
                 bootstrap_servers=bootstrap_servers, client_id=client_id, acks="all",
                 linger_ms=5, retries=5, max_request_size=MAX_MESSAGE_BYTES,
                 request_timeout_ms=request_timeout_ms, max_block_ms=request_timeout_ms,
+                bootstrap_timeout_ms=request_timeout_ms,
             )
             self._admin = KafkaAdminClient(
                 bootstrap_servers=bootstrap_servers, client_id=f"{client_id}-admin",
-                request_timeout_ms=request_timeout_ms,
+                request_timeout_ms=request_timeout_ms, bootstrap_timeout_ms=request_timeout_ms,
             )
         except KafkaError as exc:
             raise BusUnavailable(f"no Kafka broker answers at {bootstrap_servers}: {exc}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -99,10 +100,8 @@ class FileStore(ObjectStore):
         except FileNotFoundError:
             return None
         meta: dict = {}
-        try:
+        with contextlib.suppress(FileNotFoundError, ValueError):
             meta = json.loads(self._meta_path(key).read_text())
-        except (FileNotFoundError, ValueError):
-            pass
         if meta.get("size") == st.st_size and meta.get("mtime_ns") == st.st_mtime_ns:
             sha = str(meta["sha256"])
         else:

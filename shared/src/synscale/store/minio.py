@@ -85,10 +85,13 @@ class MinioStore(ObjectStore):
                     "check S3_ACCESS_KEY / S3_SECRET_KEY"
                 ) from None
             if exc.code in _MISSING_CODES:
-                raise ObjectNotFound(f"{self.bucket}/{exc.object_name or ''} does not exist ({what})") from None
+                missing = f"{self.bucket}/{exc.object_name or ''}"
+                raise ObjectNotFound(f"{missing} does not exist ({what})") from None
             raise StoreError(f"S3 {what} failed: {exc.code}: {exc.message}") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StoreUnavailable(f"S3 endpoint {self.endpoint} is unreachable during {what}: {exc}") from exc
+            raise StoreUnavailable(
+                f"S3 endpoint {self.endpoint} is unreachable during {what}: {exc}"
+            ) from exc
 
     def put(self, key, data, *, content_type="application/octet-stream", metadata=None):  # type: ignore[no-untyped-def]
         key = self._check_key(key)
