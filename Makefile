@@ -7,7 +7,12 @@ SERVICES := prompter generator scorer trainer analyzer
 EDITABLES := -e shared $(foreach s,$(SERVICES),-e services/$(s))
 PYTEST_ARGS ?=
 
-.PHONY: install demo demo-full test test-unit infra-up infra-down proto proto-check lint bench clean
+install: system-deps
+
+system-deps:
+	bash deploy/local/system_deps.sh
+
+.PHONY: system-deps install demo demo-full test test-unit infra-up infra-down proto proto-check lint bench clean
 
 install: $(VENV)/.installed
 
