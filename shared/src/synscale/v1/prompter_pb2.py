@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from synscale.v1 import common_pb2 as synscale_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asynscale/v1/prompter.proto\x12\x0bsynscale.v1\x1a\x18synscale/v1/common.proto\"I\n\x06Prompt\x12\x10\n\x08\x63lass_id\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\r\n\x05index\x18\x03 \x01(\x03\x12\x0c\n\x04text\x18\x04 \x01(\t\"\x95\x01\n\tPromptJob\x12\x10\n\x08study_id\x18\x01 \x01(\t\x12\x11\n\tclass_set\x18\x02 \x01(\t\x12#\n\x03\x63ls\x18\x03 \x01(\x0b\x32\x16.synscale.v1.ClassInfo\x12\x10\n\x08strategy\x18\x04 \x01(\t\x12\x13\n\x0bindex_start\x18\x05 \x01(\x03\x12\t\n\x01n\x18\x06 \x01(\x03\x12\x0c\n\x04seed\x18\x07 \x01(\x03\"\x8f\x01\n\x13\x42uildPromptsRequest\x12\x11\n\tclass_set\x18\x01 \x01(\t\x12\'\n\x07\x63lasses\x18\x02 \x03(\x0b\x32\x16.synscale.v1.ClassInfo\x12\x10\n\x08strategy\x18\x03 \x01(\t\x12\t\n\x01n\x18\x04 \x01(\x03\x12\x0c\n\x04seed\x18\x05 \x01(\x03\x12\x11\n\tclass_ids\x18\x06 \x03(\t\"<\n\x14\x42uildPromptsResponse\x12$\n\x07prompts\x18\x01 \x03(\x0b\x32\x13.synscale.v1.Prompt\"\x17\n\x15ListStrategiesRequest\"F\n\x0cStrategyInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x13\n\x0bneeds_model\x18\x03 \x01(\x08\"G\n\x16ListStrategiesResponse\x12-\n\nstrategies\x18\x01 \x03(\x0b\x32\x19.synscale.v1.StrategyInfo\"\x16\n\x14ListClassSetsRequest\"F\n\x0c\x43lassSetInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bnum_classes\x18\x02 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"F\n\x15ListClassSetsResponse\x12-\n\nclass_sets\x18\x01 \x03(\x0b\x32\x19.synscale.v1.ClassSetInfo2\x92\x02\n\x08Prompter\x12S\n\x0c\x42uildPrompts\x12 .synscale.v1.BuildPromptsRequest\x1a!.synscale.v1.BuildPromptsResponse\x12Y\n\x0eListStrategies\x12\".synscale.v1.ListStrategiesRequest\x1a#.synscale.v1.ListStrategiesResponse\x12V\n\rListClassSets\x12!.synscale.v1.ListClassSetsRequest\x1a\".synscale.v1.ListClassSetsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asynscale/v1/prompter.proto\x12\x0bsynscale.v1\x1a\x18synscale/v1/common.proto\"I\n\x06Prompt\x12\x10\n\x08\x63lass_id\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\r\n\x05index\x18\x03 \x01(\x03\x12\x0c\n\x04text\x18\x04 \x01(\t\"\x95\x01\n\tPromptJob\x12\x10\n\x08study_id\x18\x01 \x01(\t\x12\x11\n\tclass_set\x18\x02 \x01(\t\x12#\n\x03\x63ls\x18\x03 \x01(\x0b\x32\x16.synscale.v1.ClassInfo\x12\x10\n\x08strategy\x18\x04 \x01(\t\x12\x13\n\x0bindex_start\x18\x05 \x01(\x03\x12\t\n\x01n\x18\x06 \x01(\x03\x12\x0c\n\x04seed\x18\x07 \x01(\x03\"\xaa\x02\n\x13\x42uildPromptsRequest\x12\x11\n\tclass_set\x18\x01 \x01(\t\x12\'\n\x07\x63lasses\x18\x02 \x03(\x0b\x32\x16.synscale.v1.ClassInfo\x12\x10\n\x08strategy\x18\x03 \x01(\t\x12\t\n\x01n\x18\x04 \x01(\x03\x12\x0c\n\x04seed\x18\x05 \x01(\x03\x12\x11\n\tclass_ids\x18\x06 \x03(\t\x12\x10\n\x08study_id\x18\x07 \x01(\t\x12\x13\n\x0bindex_start\x18\x08 \x01(\x03\x12\x16\n\x0eword2sen_model\x18\t \x01(\t\x12\x12\n\nword2sen_k\x18\n \x01(\x05\x12\x17\n\x0f\x63\x61ptioner_model\x18\x0b \x01(\t\x12\x11\n\treal_path\x18\x0c \x01(\t\x12\x1a\n\x12\x63\x61ptions_per_class\x18\r \x01(\x05\"<\n\x14\x42uildPromptsResponse\x12$\n\x07prompts\x18\x01 \x03(\x0b\x32\x13.synscale.v1.Prompt\"\x17\n\x15ListStrategiesRequest\"F\n\x0cStrategyInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x13\n\x0bneeds_model\x18\x03 \x01(\x08\"G\n\x16ListStrategiesResponse\x12-\n\nstrategies\x18\x01 \x03(\x0b\x32\x19.synscale.v1.StrategyInfo\"\x16\n\x14ListClassSetsRequest\"F\n\x0c\x43lassSetInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bnum_classes\x18\x02 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"F\n\x15ListClassSetsResponse\x12-\n\nclass_sets\x18\x01 \x03(\x0b\x32\x19.synscale.v1.ClassSetInfo2\x92\x02\n\x08Prompter\x12S\n\x0c\x42uildPrompts\x12 .synscale.v1.BuildPromptsRequest\x1a!.synscale.v1.BuildPromptsResponse\x12Y\n\x0eListStrategies\x12\".synscale.v1.ListStrategiesRequest\x1a#.synscale.v1.ListStrategiesResponse\x12V\n\rListClassSets\x12!.synscale.v1.ListClassSetsRequest\x1a\".synscale.v1.ListClassSetsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,21 +37,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROMPTJOB']._serialized_start=145
   _globals['_PROMPTJOB']._serialized_end=294
   _globals['_BUILDPROMPTSREQUEST']._serialized_start=297
-  _globals['_BUILDPROMPTSREQUEST']._serialized_end=440
-  _globals['_BUILDPROMPTSRESPONSE']._serialized_start=442
-  _globals['_BUILDPROMPTSRESPONSE']._serialized_end=502
-  _globals['_LISTSTRATEGIESREQUEST']._serialized_start=504
-  _globals['_LISTSTRATEGIESREQUEST']._serialized_end=527
-  _globals['_STRATEGYINFO']._serialized_start=529
-  _globals['_STRATEGYINFO']._serialized_end=599
-  _globals['_LISTSTRATEGIESRESPONSE']._serialized_start=601
-  _globals['_LISTSTRATEGIESRESPONSE']._serialized_end=672
-  _globals['_LISTCLASSSETSREQUEST']._serialized_start=674
-  _globals['_LISTCLASSSETSREQUEST']._serialized_end=696
-  _globals['_CLASSSETINFO']._serialized_start=698
-  _globals['_CLASSSETINFO']._serialized_end=768
-  _globals['_LISTCLASSSETSRESPONSE']._serialized_start=770
-  _globals['_LISTCLASSSETSRESPONSE']._serialized_end=840
-  _globals['_PROMPTER']._serialized_start=843
-  _globals['_PROMPTER']._serialized_end=1117
+  _globals['_BUILDPROMPTSREQUEST']._serialized_end=595
+  _globals['_BUILDPROMPTSRESPONSE']._serialized_start=597
+  _globals['_BUILDPROMPTSRESPONSE']._serialized_end=657
+  _globals['_LISTSTRATEGIESREQUEST']._serialized_start=659
+  _globals['_LISTSTRATEGIESREQUEST']._serialized_end=682
+  _globals['_STRATEGYINFO']._serialized_start=684
+  _globals['_STRATEGYINFO']._serialized_end=754
+  _globals['_LISTSTRATEGIESRESPONSE']._serialized_start=756
+  _globals['_LISTSTRATEGIESRESPONSE']._serialized_end=827
+  _globals['_LISTCLASSSETSREQUEST']._serialized_start=829
+  _globals['_LISTCLASSSETSREQUEST']._serialized_end=851
+  _globals['_CLASSSETINFO']._serialized_start=853
+  _globals['_CLASSSETINFO']._serialized_end=923
+  _globals['_LISTCLASSSETSRESPONSE']._serialized_start=925
+  _globals['_LISTCLASSSETSRESPONSE']._serialized_end=995
+  _globals['_PROMPTER']._serialized_start=998
+  _globals['_PROMPTER']._serialized_end=1272
 # @@protoc_insertion_point(module_scope)

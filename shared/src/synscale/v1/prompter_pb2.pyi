@@ -38,20 +38,34 @@ class PromptJob(_message.Message):
     def __init__(self, study_id: _Optional[str] = ..., class_set: _Optional[str] = ..., cls: _Optional[_Union[_common_pb2.ClassInfo, _Mapping]] = ..., strategy: _Optional[str] = ..., index_start: _Optional[int] = ..., n: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class BuildPromptsRequest(_message.Message):
-    __slots__ = ("class_set", "classes", "strategy", "n", "seed", "class_ids")
+    __slots__ = ("class_set", "classes", "strategy", "n", "seed", "class_ids", "study_id", "index_start", "word2sen_model", "word2sen_k", "captioner_model", "real_path", "captions_per_class")
     CLASS_SET_FIELD_NUMBER: _ClassVar[int]
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
+    STUDY_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_START_FIELD_NUMBER: _ClassVar[int]
+    WORD2SEN_MODEL_FIELD_NUMBER: _ClassVar[int]
+    WORD2SEN_K_FIELD_NUMBER: _ClassVar[int]
+    CAPTIONER_MODEL_FIELD_NUMBER: _ClassVar[int]
+    REAL_PATH_FIELD_NUMBER: _ClassVar[int]
+    CAPTIONS_PER_CLASS_FIELD_NUMBER: _ClassVar[int]
     class_set: str
     classes: _containers.RepeatedCompositeFieldContainer[_common_pb2.ClassInfo]
     strategy: str
     n: int
     seed: int
     class_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, class_set: _Optional[str] = ..., classes: _Optional[_Iterable[_Union[_common_pb2.ClassInfo, _Mapping]]] = ..., strategy: _Optional[str] = ..., n: _Optional[int] = ..., seed: _Optional[int] = ..., class_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    study_id: str
+    index_start: int
+    word2sen_model: str
+    word2sen_k: int
+    captioner_model: str
+    real_path: str
+    captions_per_class: int
+    def __init__(self, class_set: _Optional[str] = ..., classes: _Optional[_Iterable[_Union[_common_pb2.ClassInfo, _Mapping]]] = ..., strategy: _Optional[str] = ..., n: _Optional[int] = ..., seed: _Optional[int] = ..., class_ids: _Optional[_Iterable[str]] = ..., study_id: _Optional[str] = ..., index_start: _Optional[int] = ..., word2sen_model: _Optional[str] = ..., word2sen_k: _Optional[int] = ..., captioner_model: _Optional[str] = ..., real_path: _Optional[str] = ..., captions_per_class: _Optional[int] = ...) -> None: ...
 
 class BuildPromptsResponse(_message.Message):
     __slots__ = ("prompts",)

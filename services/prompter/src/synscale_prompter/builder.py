@@ -1,0 +1,42 @@
+"""The prompter's domain API: prompts for (class set, strategy, index range, namespace).
+
+The gRPC servicer, the Kafka worker and the CLI are thin adapters over these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from synscale.v1 import prompter_pb2
+from synscale_prompter.classes import ClassDef, ClassSet
+from synscale_prompter.strategies import Strategy, StrategyOptions, make_strategy
+
+
+def prepare_strategy(name: str, class_set: ClassSet, options: StrategyOptions | None = None,
+                     field: str = "strategy") -> Strategy:
+    """The strategy, checked against the class set (e.g. every class has a gloss)."""
+    base = options or StrategyOptions()
+    if not base.class_set:
+        from dataclasses import replace
+
+        base = replace(base, class_set=class_set.name)
+    strategy = make_strategy(name, base, field)
+    strategy.check(class_set)
+    return strategy
+
+
+def class_prompts(strategy: Strategy, cls: ClassDef, start: int, count: int,
+                  namespace: str) -> list[prompter_pb2.Prompt]:
+    """Prompts of images [start, start + count) of one class."""
+    texts = strategy.prompts(cls, start, count, namespace)
+    return [prompter_pb2.Prompt(class_id=cls.id, strategy=strategy.name, index=start + i, text=t)
+            for i, t in enumerate(texts)]
+
+
+def build_prompts(strategy: Strategy, classes: Iterable[ClassDef], start: int, count: int,
+                  namespace: str) -> list[prompter_pb2.Prompt]:
+    """Prompts for every class, class by class."""
+    out: list[prompter_pb2.Prompt] = []
+    for cls in classes:
+        out += class_prompts(strategy, cls, start, count, namespace)
+    return out
