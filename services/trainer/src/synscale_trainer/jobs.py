@@ -1,0 +1,93 @@
+"""Training-job identity and the run's stored result.
+
+A run is named by its job: the run id is a digest of every field that changes what is
+trained (when the caller leaves it empty), and the checkpoint carries a fingerprint of the
+same fields so a checkpoint is never resumed into a different job that reuses an id.
+"""
+
+from __future__ import annotations
+
+from google.protobuf import json_format
+
+from synscale import ids
+from synscale.errors import InvalidInput
+from synscale.store.base import ObjectStore
+from synscale.v1 import trainer_pb2
+from synscale_trainer.plan import Cell
+
+RESULT = "result.json"
+CHECKPOINT = "checkpoint.pt"
+
+
+def identity_fields(job: trainer_pb2.TrainingJob) -> dict[str, object]:
+    """The fields that define what a run computes (not where it is stored)."""
+    data = json_format.MessageToDict(job, preserving_proto_field_name=True)
+    for transient in ("run_id", "bucket"):
+        data.pop(transient, None)
+    return data
+
+
+def derive_run_id(job: trainer_pb2.TrainingJob) -> str:
+    return f"{ids.safe_component(job.arch or job.kind or 'run', 24)}-{ids.job_id(identity_fields(job))}"
+
+
+def fingerprint(job: trainer_pb2.TrainingJob) -> str:
+    return ids.digest(identity_fields(job), length=32)
+
+
+def normalise(job: trainer_pb2.TrainingJob) -> trainer_pb2.TrainingJob:
+    """A copy with defaults filled in (kind, run id); raises InvalidInput naming the field."""
+    out = trainer_pb2.TrainingJob()
+    out.CopyFrom(job)
+    if not out.study_id:
+        raise InvalidInput("study_id", "must not be empty")
+    if not out.kind:
+        out.kind = "supervised"
+    if out.kind not in ("supervised", "clip"):
+        raise InvalidInput("kind", f"must be 'supervised' or 'clip', got {out.kind!r}")
+    if not out.arch:
+        raise InvalidInput("arch", "must not be empty")
+    if out.image_size < 0:
+        raise InvalidInput("image_size", f"must be >= 0, got {out.image_size}")
+    if out.eval_limit < 0:
+        raise InvalidInput("eval_limit", f"must be >= 0, got {out.eval_limit}")
+    if not out.run_id:
+        out.run_id = derive_run_id(out)
+    ids.safe_component(out.run_id)
+    return out
+
+
+def cells_of(job: trainer_pb2.TrainingJob) -> list[Cell]:
+    cells = [Cell(c.generator, c.cfg, c.strategy) for c in job.cells]
+    for i, c in enumerate(cells):
+        if not c.generator or not c.strategy:
+            raise InvalidInput(f"cells[{i}]", "generator and strategy must not be empty")
+    if len(set(cells)) != len(cells):
+        raise InvalidInput("cells", "cells must be distinct")
+    return cells
+
+
+def result_key(job: trainer_pb2.TrainingJob) -> str:
+    return ids.run_key(job.study_id, job.run_id, RESULT)
+
+
+def checkpoint_key(job: trainer_pb2.TrainingJob) -> str:
+    return ids.run_key(job.study_id, job.run_id, CHECKPOINT)
+
+
+def result_to_json(result: trainer_pb2.RunResult) -> bytes:
+    return json_format.MessageToJson(
+        result, preserving_proto_field_name=True, indent=1, sort_keys=True
+    ).encode()
+
+
+def result_from_json(data: bytes) -> trainer_pb2.RunResult:
+    return json_format.Parse(data.decode(), trainer_pb2.RunResult(), ignore_unknown_fields=True)
+
+
+def load_result(store: ObjectStore, job: trainer_pb2.TrainingJob) -> trainer_pb2.RunResult | None:
+    """The stored result of a finished run, or None."""
+    key = result_key(job)
+    if not store.exists(key):
+        return None
+    return result_from_json(store.get(key))

@@ -1,0 +1,295 @@
+"""Which images a training run uses: nested, deterministic subsets of cells and real data.
+
+A training set is (source cells, real set, N per class, real images per class, seed).
+Per class, a cell contributes the images with the smallest indices (the generator's
+image-index order, read from the shard keys), and the real set its first images in
+dataset order. So the set of size N is contained in the set of size 2N — the nesting a
+scaling study needs so that a bigger N only ever adds data. With several cells, N is
+split as evenly as possible (the first N mod k cells get one more), which keeps nesting.
+
+Planning reads only object listings, never image bytes, so every "not enough data" error
+is raised before any compute is spent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from synscale import ids
+from synscale.datasets import fashion_mnist
+from synscale.errors import InvalidInput, PreconditionFailed
+from synscale.store.base import ObjectInfo, ObjectStore
+from synscale_trainer.classes import ClassSet
+
+_SHARD_NAME = re.compile(r"^(\d{9})-(\d{6})\.tar$")
+REAL_CHUNK = 256  # real images per streaming source (the analogue of a shard)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+@dataclass(frozen=True)
+class Cell:
+    generator: str
+    cfg: float
+    strategy: str
+
+    @property
+    def name(self) -> str:
+        return ids.cell_name(self.generator, self.cfg, self.strategy)
+
+    @classmethod
+    def parse(cls, text: str) -> Cell:
+        """'<generator>/<cfg>/<strategy>', cfg as '2', '7.5' or 'cfg7.5'."""
+        parts = text.strip().split("/")
+        if len(parts) != 3 or not all(parts):
+            raise InvalidInput("cells", f"{text!r} is not <generator>/<cfg>/<strategy>")
+        try:
+            cfg = float(parts[1].removeprefix("cfg"))
+        except ValueError:
+            raise InvalidInput("cells", f"{text!r}: cfg {parts[1]!r} is not a number") from None
+        return cls(parts[0], cfg, parts[2])
+
+
+@dataclass(frozen=True)
+class ShardSource:
+    """Images [lo, hi) of one class, read from one shard."""
+
+    key: str
+    sha256: str
+    size: int
+    label: int
+    lo: int
+    hi: int
+
+    @property
+    def count(self) -> int:
+        return self.hi - self.lo
+
+    @property
+    def uid(self) -> str:
+        return f"{self.key}#{self.lo}-{self.hi}"
+
+
+@dataclass(frozen=True)
+class RealSource:
+    """A chunk of real images of one class: Fashion-MNIST indices or image file paths."""
+
+    kind: str  # fashion-mnist | folder
+    refs: tuple[int | str, ...]
+    label: int
+
+    @property
+    def count(self) -> int:
+        return len(self.refs)
+
+    @property
+    def uid(self) -> str:
+        return f"real:{self.kind}:{self.label}:{self.refs[0]}"
+
+
+Source = ShardSource | RealSource
+
+
+@dataclass
+class TrainingPlan:
+    classes: ClassSet
+    sources: list[Source]
+    per_class: dict[str, int] = field(default_factory=dict)  # class id -> planned images
+
+    @property
+    def n_images(self) -> int:
+        return sum(s.count for s in self.sources)
+
+    @property
+    def shard_sources(self) -> list[ShardSource]:
+        return [s for s in self.sources if isinstance(s, ShardSource)]
+
+    def members(self) -> set[tuple[str, int | str]]:
+        """Identity of every planned image (for nesting checks and audits)."""
+        out: set[tuple[str, int | str]] = set()
+        for s in self.sources:
+            if isinstance(s, ShardSource):
+                prefix = s.key.rsplit("/", 1)[0]
+                out.update((prefix, i) for i in range(s.lo, s.hi))
+            else:
+                out.update((s.kind, r) for r in s.refs)
+        return out
+
+
+def split_evenly(n: int, k: int) -> list[int]:
+    """n items over k parts, the first n mod k parts one larger (monotone in n: keeps nesting)."""
+    return [n // k + (1 if i < n % k else 0) for i in range(k)]
+
+
+def plan_training_set(
+    store: ObjectStore | None,
+    *,
+    study_id: str,
+    cells: Sequence[Cell],
+    classes: ClassSet,
+    n_per_class: int,
+    real_per_class: int,
+    real_path: str = "",
+) -> TrainingPlan:
+    if n_per_class < 0:
+        raise InvalidInput("n_per_class", f"must be >= 0, got {n_per_class}")
+    if real_per_class < 0:
+        raise InvalidInput("real_per_class", f"must be >= 0, got {real_per_class}")
+    if cells and n_per_class == 0:
+        raise InvalidInput("n_per_class", "cells are given but n_per_class is 0")
+    if not cells and n_per_class > 0:
+        raise InvalidInput("cells", f"n_per_class is {n_per_class} but no cells are given")
+    if n_per_class == 0 and real_per_class == 0:
+        raise InvalidInput("n_per_class", "the training set is empty (no synthetic and no real images)")
+    sources: list[Source] = []
+    per_class = dict.fromkeys(classes.ids, 0)
+    if cells:
+        if store is None:
+            raise PreconditionFailed("synthetic cells need an object store")
+        for cell, share in zip(cells, split_evenly(n_per_class, len(cells)), strict=True):
+            for src in _plan_cell(
+                store, study_id, cell, classes, share, f"{n_per_class} over {len(cells)} cell(s)"
+            ):
+                sources.append(src)
+                per_class[classes.ids[src.label]] += src.count
+    if real_per_class:
+        for rsrc in _plan_real(classes, real_per_class, real_path):
+            sources.append(rsrc)
+            per_class[classes.ids[rsrc.label]] += rsrc.count
+    return TrainingPlan(classes, sources, per_class)
+
+
+def _plan_cell(
+    store: ObjectStore,
+    study_id: str,
+    cell: Cell,
+    classes: ClassSet,
+    share: int,
+    split_note: str,
+) -> list[ShardSource]:
+    prefix = ids.cell_prefix(study_id, cell.generator, cell.cfg, cell.strategy)
+    by_class: dict[str, list[tuple[int, int, ObjectInfo]]] = {}
+    for info in store.list(prefix):
+        folder, _, name = info.key[len(prefix) :].partition("/")
+        m = _SHARD_NAME.match(name)
+        if m:
+            by_class.setdefault(folder, []).append((int(m.group(1)), int(m.group(2)), info))
+    if not by_class:
+        raise InvalidInput("cells", f"cell {cell.name} has no shards under {prefix} (empty cell)")
+    unknown = sorted(set(by_class) - set(classes.folder_to_index))
+    if unknown:
+        raise InvalidInput(
+            "cells", f"cell {cell.name} has class folders not in class set {classes.name}: {unknown[:5]}"
+        )
+    if share == 0:
+        return []
+    out: list[ShardSource] = []
+    for label, class_id in enumerate(classes.ids):
+        shards = sorted(by_class.get(ids.safe_component(class_id), []), key=lambda t: (t[0], -t[1]))
+        covered = 0  # images [0, covered) of the index order are accounted for
+        taken = 0
+        chosen: list[ShardSource] = []
+        for start, count, info in shards:
+            if taken >= share:
+                break
+            lo = max(start, covered)
+            hi = min(start + count, lo + (share - taken))
+            if hi <= lo:
+                continue
+            chosen.append(ShardSource(info.key, info.sha256, info.size, label, lo, hi))
+            taken += hi - lo
+            covered = hi
+        if taken < share:
+            raise InvalidInput(
+                "n_per_class",
+                f"cell {cell.name} has {taken} images of class {class_id!r}; {share} are needed "
+                f"(n_per_class {split_note})",
+            )
+        out.extend(_with_sha(store, chosen))
+    return out
+
+
+def _with_sha(store: ObjectStore, sources: list[ShardSource]) -> list[ShardSource]:
+    """Fill in sha256 where the listing lacks it (S3 listings carry no user metadata)."""
+    out = []
+    for s in sources:
+        if not s.sha256:
+            info = store.stat(s.key)
+            if info is None:
+                raise PreconditionFailed(f"shard {s.key} vanished while planning")
+            s = ShardSource(
+                s.key, info.sha256 or ids.digest(s.key, info.size, length=64), info.size, s.label, s.lo, s.hi
+            )
+        out.append(s)
+    return out
+
+
+def _plan_real(classes: ClassSet, k: int, real_path: str) -> list[RealSource]:
+    out: list[RealSource] = []
+    if classes.name == "fashion-mnist" and not real_path:
+        split = fashion_mnist.load("train")
+        for label, idx in enumerate(split.per_class_indices()):
+            if k > len(idx):
+                raise InvalidInput(
+                    "real_per_class",
+                    f"Fashion-MNIST train has {len(idx)} images of {classes.ids[label]!r}; {k} requested",
+                )
+            out += _chunks("fashion-mnist", [int(i) for i in np.asarray(idx[:k])], label)
+        return out
+    if not real_path:
+        raise InvalidInput("real_path", f"real images of class set {classes.name} need an ImageFolder root")
+    files = image_folder(Path(real_path), classes, field="real_path")
+    for label, class_id in enumerate(classes.ids):
+        paths = files.get(class_id, [])
+        if k > len(paths):
+            raise InvalidInput(
+                "real_per_class", f"{real_path} has {len(paths)} images of {class_id!r}; {k} requested"
+            )
+        out += _chunks("folder", [str(p) for p in paths[:k]], label)
+    return out
+
+
+def _chunks(kind: str, refs: list, label: int) -> list[RealSource]:  # type: ignore[type-arg]
+    return [RealSource(kind, tuple(refs[i : i + REAL_CHUNK]), label) for i in range(0, len(refs), REAL_CHUNK)]
+
+
+def image_folder(
+    root: Path,
+    classes: ClassSet,
+    *,
+    field: str,
+    allowed: frozenset[str] | None = None,
+) -> dict[str, list[Path]]:
+    """class id -> image files (sorted by name) of an ImageFolder-layout directory.
+
+    Folder names must be class ids (WordNet ids for ImageNet) of `allowed` (default: the
+    whole class set); ImageNet-V2's numeric folders ('0'..'999') are read as label indices.
+    Anything else is an error naming the folders, raised before any compute.
+    """
+    if not root.is_dir():
+        raise PreconditionFailed(f"{field}: {root} is not a directory")
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    if not folders:
+        raise InvalidInput(field, f"{root} has no class folders")
+    allowed = allowed if allowed is not None else frozenset(classes.ids)
+    out: dict[str, list[Path]] = {}
+    unknown: list[str] = []
+    for folder in folders:
+        class_id = folder.name
+        if class_id.isdigit() and int(class_id) < len(classes) and class_id not in allowed:
+            class_id = classes.ids[int(class_id)]
+        if class_id not in allowed:
+            unknown.append(folder.name)
+            continue
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if files:
+            out[class_id] = files
+    if unknown:
+        raise InvalidInput(field, f"{root} has {len(unknown)} unknown class folder(s): {unknown[:8]}")
+    if not out:
+        raise InvalidInput(field, f"{root} has no images")
+    return out
