@@ -1,0 +1,131 @@
+"""The analysis and the report from plain data: numbers, findings, files, and a real browser."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from synscale_analyzer.analysis import Analysis, analyze
+from synscale_analyzer.report import render
+
+
+@pytest.fixture(scope="module")
+def analysis(make_input) -> Analysis:  # type: ignore[no-untyped-def]
+    return analyze(make_input())
+
+
+@pytest.fixture(scope="module")
+def files(analysis: Analysis) -> dict[str, bytes]:
+    return render(analysis)
+
+
+def test_series_are_grouped_and_fitted(analysis: Analysis) -> None:
+    labels = {(s.key.label, s.key.eval_set) for s in analysis.series}
+    # real + 6 synthetic cells + 6 mixed, on 2 eval sets
+    assert len(labels) == 13 * 2
+    real = analysis.series_for("id", "real")[0]
+    assert real.power_law is not None
+    lo, hi = real.power_law.alpha_ci
+    assert lo < 0.5 < hi
+    best = max(analysis.series_for("id", "synthetic"), key=lambda s: s.power_law.alpha)  # type: ignore[union-attr]
+    assert best.key.cfg == 4.0 and best.key.strategy == "clip_templates"  # α = 0.2 + 0.1 + 0.04
+
+
+def test_per_class_scalability_correlates_with_recognizability(analysis: Analysis) -> None:
+    assert len(analysis.per_class) == 6
+    assert all(len(pc.classes) == 5 for pc in analysis.per_class)
+    # By construction class k has slope ∝ (0.6 + 0.2k) and F1 rising with k.
+    assert all(pc.vs_recognizability.spearman_rho > 0.8 for pc in analysis.per_class)
+    pooled = analysis.pooled["recognizability"]
+    assert pooled.n == 30 and pooled.spearman_rho > 0.5 and pooled.spearman_p < 0.01
+
+
+def test_findings_state_the_numbers(analysis: Analysis) -> None:
+    text = "\n".join(analysis.findings)
+    assert "Best-scaling synthetic cell on id: gen|cfg=4|clip_templates" in text
+    assert "never catches up" in text  # real scales faster and is lower everywhere
+    assert re.search(r"recognizability peaks in the middle .*best at CFG 2", text)
+    assert "diversity falls" in text
+    assert "OOD 'ood-a'" in text
+
+
+def test_findings_report_synthetic_overtaking_real(make_input) -> None:  # type: ignore[no-untyped-def]
+    a = analyze(make_input(real_alpha=0.1, mix=0, seeds=(0,)))
+    text = "\n".join(a.findings)
+    assert "Synthetic data beat real data at equal size" in text
+
+
+def test_report_files(files: dict[str, bytes]) -> None:
+    for name in ("report.html", "report.md", "report.json", "slopes.csv", "points.csv",
+                 "scores.csv", "per_class.csv", "fig-scaling-id.png", "fig-slopes.png",
+                 "fig-quality-diversity.png", "fig-class-scalability.png", "fig-scaling-ood.png"):
+        assert files.get(name), name
+    doc = json.loads(files["report.json"])
+    assert doc["study_id"] == "toy-0000" and doc["findings"]
+    slope_rows = list(csv.DictReader(io.StringIO(files["slopes.csv"].decode())))
+    assert len(slope_rows) == 26 * 2  # series × forms
+    assert {r["form"] for r in slope_rows} == {"power_law", "power_law_offset"}
+    md = files["report.md"].decode()
+    assert "![Scaling curves on id](fig-scaling-id.png)" in md
+    assert "| series | eval set | fit | α [95% CI]" in md
+    page = files["report.html"].decode()
+    assert page.count("data:image/png;base64,") == 5
+    # Self-contained: nothing to fetch.
+    assert not re.search(r"""(src|href)=["'](?!data:)""", page)
+    assert "<script" not in page
+
+
+def test_report_is_deterministic(
+    analysis: Analysis, files: dict[str, bytes], make_input,  # type: ignore[no-untyped-def]
+) -> None:
+    again = render(analyze(make_input()))
+    assert again.keys() == files.keys()
+    assert [k for k in files if files[k] != again[k]] == []
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run",
+                  "--enable-logging=stderr", "--v=0", "--dump-dom"]
+
+
+def _chromium(page: Path, tmp: Path) -> tuple[str, list[str]]:
+    """Render in headless Chromium; returns the DOM and the page's console messages."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (CI must `apt-get install chromium`)")
+        pytest.skip("chromium is not installed")
+    profile = tmp / f"profile-{page.stem}"
+    proc = subprocess.run(
+        [exe, *CHROMIUM_FLAGS[:-1], f"--user-data-dir={profile}", CHROMIUM_FLAGS[-1], page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    return proc.stdout, console
+
+
+@pytest.mark.slow
+def test_page_renders_in_headless_chromium_without_console_errors(
+    files: dict[str, bytes], tmp_path: Path,
+) -> None:
+    # Control: the harness does see console output, so an empty list below means something.
+    control = tmp_path / "control.html"
+    control.write_text("<!DOCTYPE html><html><body><script>console.error('probe')</script></body></html>")
+    _, control_console = _chromium(control, tmp_path)
+    assert any("probe" in line for line in control_console)
+
+    page = tmp_path / "report.html"
+    page.write_bytes(files["report.html"])
+    dom, console = _chromium(page, tmp_path)
+    assert console == []
+    assert "<h2>Findings</h2>" in dom
+    assert dom.count("<img") == 5
