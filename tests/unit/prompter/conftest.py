@@ -11,7 +11,7 @@ from synscale.store.file import FileStore
 SPECIAL = ["<pad>", "</s>", "<unk>", "<s>"]
 # A vocabulary small enough that a random model writes the class name in about half of
 # its samples, so the word2sen filter has both kinds of sentence to sort.
-WORDS = "a the tench fish swims in lake big small . sneaker shoe".split()
+WORDS = ["a", "the", "tench", "fish", "swims", "in", "lake", "big", "small", ".", "sneaker", "shoe"]
 VOCAB = {w: i for i, w in enumerate(SPECIAL + WORDS)}
 
 

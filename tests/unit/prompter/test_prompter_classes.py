@@ -50,7 +50,8 @@ def test_fashion_mnist_wordnet_mapping(fashion_set, class_id: str, wnid: str, hy
 
 
 def test_fashion_gloss_by_value(fashion_set) -> None:  # type: ignore[no-untyped-def]
-    assert fashion_set.get("sandal").description == "a shoe consisting of a sole fastened by straps to the foot"
+    assert fashion_set.get("sandal").description == \
+        "a shoe consisting of a sole fastened by straps to the foot"
     assert fashion_set.get("ankle-boot").description == "a boot whose shaft ends just above the ankle"
 
 
@@ -84,9 +85,11 @@ def test_custom_csv(tmp_path: Path) -> None:
      "src: entry 2 (id 'cat').id: duplicate id, first used by entry 0"),
     ([{"id": "cat", "name": "  "}], "src: entry 0 (id 'cat').name: name is empty"),
     ([{"id": "", "name": "cat"}], "src: entry 0.id: id is empty"),
-    ([{"id": "n99999999", "name": "ghost"}], "src: entry 0 (id 'n99999999').id: unknown WordNet id 'n99999999'"),
+    ([{"id": "n99999999", "name": "ghost"}],
+     "src: entry 0 (id 'n99999999').id: unknown WordNet id 'n99999999'"),
     ([{"id": "x", "name": "x", "wordnet": "n01440765"}], "entry 0 (id 'x').wordnet: unknown WordNet id"),
-    ([{"id": "x", "name": "x", "wordnet": "not a synset"}], "entry 0 (id 'x').wordnet: 'not a synset' is neither"),
+    ([{"id": "x", "name": "x", "wordnet": "not a synset"}],
+     "entry 0 (id 'x').wordnet: 'not a synset' is neither"),
     ([{"id": "x", "name": "x", "colour": "red"}], "entry 0 (id 'x'): unknown field(s) colour"),
     (["cat"], "src: entry 0: must be a mapping"),
     ([], "src: the class list is empty"),
@@ -122,9 +125,9 @@ def test_restricting_a_set_keeps_dataset_labels(fashion_set) -> None:  # type: i
 
 
 def test_lookup_errors_name_the_field() -> None:
-    with pytest.raises(InvalidInput, match="^class_set: unknown class set 'cifar'"):
+    with pytest.raises(InvalidInput, match=r"^class_set: unknown class set 'cifar'"):
         get_class_set("cifar")
-    with pytest.raises(InvalidInput, match="^classes: class set 'custom' needs classes"):
+    with pytest.raises(InvalidInput, match=r"^classes: class set 'custom' needs classes"):
         get_class_set("custom")
 
 

@@ -6,6 +6,7 @@ The gRPC servicer, the Kafka worker and the CLI are thin adapters over these fun
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from synscale.v1 import prompter_pb2
 from synscale_prompter.classes import ClassDef, ClassSet
@@ -17,8 +18,6 @@ def prepare_strategy(name: str, class_set: ClassSet, options: StrategyOptions | 
     """The strategy, checked against the class set (e.g. every class has a gloss)."""
     base = options or StrategyOptions()
     if not base.class_set:
-        from dataclasses import replace
-
         base = replace(base, class_set=class_set.name)
     strategy = make_strategy(name, base, field)
     strategy.check(class_set)

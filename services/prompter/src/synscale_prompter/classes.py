@@ -182,8 +182,8 @@ def custom_from_entries(entries: Iterable[Any], source: str = "classes",
         info = None
         if ref and resolve_wordnet:
             if not (WNID_RE.match(ref) or SYNSET_NAME_RE.match(ref)):
-                raise InvalidInput(f"{where}.wordnet",
-                                   f"{ref!r} is neither a WordNet id (n01440764) nor a synset name (dog.n.01)")
+                raise InvalidInput(f"{where}.wordnet", f"{ref!r} is neither a WordNet id "
+                                                       "(n01440764) nor a synset name (dog.n.01)")
             try:
                 info = wordnet().lookup(ref)
             except InvalidInput:
@@ -217,9 +217,9 @@ def _parse_csv(text: str, source: str) -> list[Any]:
     header = [h.strip() for h in reader.fieldnames or []]
     missing = [f for f in REQUIRED_FIELDS if f not in header]
     if missing:
-        raise InvalidInput(f"{source}: header", f"missing column(s) {', '.join(missing)}; "
-                                                f"the header must name id, name[, description, hypernym, wordnet]")
-    rows = []
+        raise InvalidInput(f"{source}: header", f"missing column(s) {', '.join(missing)}; the header "
+                                                "must name id, name[, description, hypernym, wordnet]")
+    rows: list[dict[str, Any]] = []
     for row in reader:
         if None in row:  # more cells than header columns
             raise InvalidInput(f"{source}: entry {len(rows)}", "more cells than header columns")

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from synscale_prompter.builder import build_prompts, prepare_strategy
-from synscale_prompter.classes import CLASS_SET_INFO, BUILTIN, ClassSet, get_class_set
+from synscale_prompter.classes import BUILTIN, CLASS_SET_INFO, ClassSet, get_class_set
 from synscale_prompter.config import PrompterConfig
 from synscale_prompter.strategies import REGISTRY, StrategyOptions, namespace_for, strategy_names
 

@@ -77,7 +77,7 @@ def read_imagenet_classes_wnids() -> list[str]:
 @lru_cache(maxsize=1)
 def imagenet_classes() -> tuple[tuple[str, str], ...]:
     """((wnid, clean name), ...) in label order."""
-    rows = []
+    rows: list[tuple[str, str]] = []
     for line in (DATA_DIR / CLASSES_FILE).read_text().splitlines():
         index, wnid, name = line.split("\t")
         if int(index) != len(rows):

@@ -37,15 +37,16 @@ SYNSET_NAME_RE = re.compile(r"^.+\.[nvasr]\.\d{2}$")
 
 # WordNet 3.0's lexicographer files, in file-number order (lexnames(5WN)).
 LEXNAMES = (
-    "adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute "
-    "noun.body noun.cognition noun.communication noun.event noun.feeling noun.food "
-    "noun.group noun.location noun.motive noun.object noun.person noun.phenomenon "
-    "noun.plant noun.possession noun.process noun.quantity noun.relation noun.shape "
-    "noun.state noun.substance noun.time verb.body verb.change verb.cognition "
-    "verb.communication verb.competition verb.consumption verb.contact verb.creation "
-    "verb.emotion verb.motion verb.perception verb.possession verb.social verb.stative "
-    "verb.weather adj.ppl"
-).split()
+    "adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact",
+    "noun.attribute", "noun.body", "noun.cognition", "noun.communication", "noun.event",
+    "noun.feeling", "noun.food", "noun.group", "noun.location", "noun.motive", "noun.object",
+    "noun.person", "noun.phenomenon", "noun.plant", "noun.possession", "noun.process",
+    "noun.quantity", "noun.relation", "noun.shape", "noun.state", "noun.substance", "noun.time",
+    "verb.body", "verb.change", "verb.cognition", "verb.communication", "verb.competition",
+    "verb.consumption", "verb.contact", "verb.creation", "verb.emotion", "verb.motion",
+    "verb.perception", "verb.possession", "verb.social", "verb.stative", "verb.weather",
+    "adj.ppl",
+)
 _SYNTACTIC_CATEGORY = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
 _REQUIRED = ("data.noun", "index.noun", "data.verb", "index.verb",
              "data.adj", "index.adj", "data.adv", "index.adv",
@@ -175,7 +176,8 @@ class WordNet:
 
     def _synset(self, ref: str) -> Any:
         match = WNID_RE.match(ref)
-        with self._lock:
+        with self._lock, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nltk warns before it fails on a bad offset
             try:
                 if match:
                     synset = self._reader.synset_from_pos_and_offset(match.group(1), int(match.group(2)))

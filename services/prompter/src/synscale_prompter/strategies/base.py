@@ -64,7 +64,7 @@ class Strategy(ABC):
     def __init__(self, options: StrategyOptions | None = None) -> None:
         self.options = options or StrategyOptions()
 
-    def check(self, class_set: ClassSet) -> None:
+    def check(self, class_set: ClassSet) -> None:  # noqa: B027 - most strategies serve any set
         """Raise InvalidInput (naming the class) when this strategy cannot serve the set."""
 
     @abstractmethod

@@ -46,6 +46,7 @@ class TransformersCaptioner:
             from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
 
             config = AutoConfig.from_pretrained(self.path, local_files_only=True)
+            model: Any
             if config.model_type == "vision-encoder-decoder":
                 from transformers import VisionEncoderDecoderModel
 
@@ -58,7 +59,8 @@ class TransformersCaptioner:
                 model = AutoModelForImageTextToText.from_pretrained(self.path, local_files_only=True)
                 images = text = AutoProcessor.from_pretrained(self.path, local_files_only=True)
             self.device = self.device or pick_device()
-            self._loaded = (model.to(self.device).eval(), images, text)
+            model = model.to(self.device)
+            self._loaded = (model.eval(), images, text)
         return self._loaded
 
     def caption(self, images: Sequence[Any]) -> list[str]:

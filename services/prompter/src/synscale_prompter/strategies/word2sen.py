@@ -61,7 +61,8 @@ class TransformersSentenceGenerator:
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
             self.device = self.device or pick_device()
-            model = auto.from_pretrained(self.path, local_files_only=True).to(self.device).eval()
+            model: Any = auto.from_pretrained(self.path, local_files_only=True)
+            model = model.to(self.device).eval()
             self._loaded = (tokenizer, model, seq2seq)
         return self._loaded
 
