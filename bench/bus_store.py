@@ -80,7 +80,9 @@ def bench_store(store: ObjectStore, shards: int, per_shard: int) -> dict[str, fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--shards", type=int, default=1_000)
     parser.add_argument("--images-per-shard", type=int, default=256)

@@ -40,7 +40,6 @@ from typing import IO, Any
 from kafka.partitioner.default import murmur2
 
 from synscale.bus.kafka import KafkaBus
-from synscale.service import prime_topic_metadata
 
 HERE = Path(__file__).resolve()
 
@@ -71,7 +70,6 @@ def worker_main(args: argparse.Namespace) -> int:
 
     bus = KafkaBus(args.bootstrap, client_id=f"bench-{os.getpid()}", session_timeout_ms=6000)
     worker = bus.subscribe([args.topic], args.group, handle)
-    prime_topic_metadata(worker, [args.topic])  # else the join may assign nothing for 5 min
     stop = threading.Event()
 
     def on_term(_signum: int, _frame: FrameType | None) -> None:

@@ -27,7 +27,6 @@ import grpc
 import pytest
 
 from synscale.grpc_server import check_health
-from synscale.service import prime_topic_metadata
 
 pytestmark = pytest.mark.infra
 
@@ -238,7 +237,6 @@ def test_service_process_serves_handles_and_stops_gracefully(
 def _read_all(bus: Any, topic: str, expected: int) -> list[bytes]:
     got: list[bytes] = []
     worker = bus.subscribe([topic], f"reader-{topic}", lambda m: got.append(m.value))
-    prime_topic_metadata(worker, [topic])
     with worker:
         worker.run(max_messages=expected, idle_timeout_s=20)
     return got

@@ -199,7 +199,6 @@ class ServiceProcess:
             worker = ctx.bus.subscribe(
                 topics, sub.group, metrics.instrument(sub.handler, sub.retry, self.name),
                 retry=sub.retry)
-            prime_topic_metadata(worker, topics)
             thread = threading.Thread(target=self._run_worker, args=(worker,),
                                       name=f"{sub.group}-{i}", daemon=True)
             self._workers.append(worker)
@@ -271,22 +270,6 @@ class ServiceProcess:
                                            "reason": self._stop_reason,
                                            "seconds": round(time.monotonic() - started, 3)})
         return code
-
-
-def prime_topic_metadata(worker: Worker, topics: list[str]) -> None:
-    """Make a Kafka worker's consumer know its topics' partitions before it joins.
-
-    kafka-python's group leader assigns partitions from its own metadata cache. A consumer
-    whose first poll (the join) comes before that cache holds a just-created topic gets
-    nothing assigned ("No partition metadata for topic") and stays idle until the next
-    metadata refresh, five minutes later by default. Asking for the partitions first
-    fills the cache. No-op for buses without a KafkaConsumer.
-    """
-    consumer = getattr(worker, "consumer", None)
-    if consumer is None:
-        return
-    for topic in topics:
-        consumer.partitions_for_topic(topic)
 
 
 def _install_signal_handlers(proc: ServiceProcess) -> None:

@@ -123,6 +123,10 @@ class KafkaWorker(Worker):
             )
         except KafkaError as exc:
             raise BusUnavailable(f"no Kafka broker answers at {bus.bootstrap_servers}: {exc}") from None
+        # A fresh consumer may join before it has metadata for a just-created topic, get no
+        # partitions, and idle until the next metadata refresh (minutes). Ask first.
+        for topic in topics:
+            self.consumer.partitions_for_topic(topic)
 
     def assignment(self) -> list[tuple[str, int]]:
         return sorted((tp.topic, tp.partition) for tp in self.consumer.assignment())
