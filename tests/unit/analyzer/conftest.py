@@ -1,10 +1,27 @@
-"""Fixtures for the analyzer tests: hand-made analysis inputs with known scaling laws."""
+"""Fixtures for the analyzer tests.
+
+Hand-made analysis inputs with known scaling laws, and stand-ins for the four other
+services that follow the data-flow conventions (deterministic shard keys, scores.json,
+result.json, re-announcing finished work) so orchestration is tested on its own.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+
 import numpy as np
 import pytest
+from google.protobuf import json_format
 
+from synscale import ids
+from synscale.bus.base import Message
+from synscale.runtime import ServiceContext, Subscription
+from synscale.shards import Sample, encode_png, iter_shard, write_shard
+from synscale.study import StudySpec, parse_study
+from synscale.v1 import common_pb2, generator_pb2, scorer_pb2, study_pb2, trainer_pb2
 from synscale_analyzer.model import (
     AnalysisInput,
     CellScoreRecord,
@@ -73,3 +90,165 @@ def make_input(
 def make_input_fixture():  # type: ignore[no-untyped-def]
     """The builder above (the suite imports test modules by path, so helpers come as fixtures)."""
     return make_input
+
+
+# -- fake services that follow the data-flow conventions (for orchestration tests) -------------
+
+
+
+TOY_STUDY = """
+name: toy-orchestration
+seed: 3
+classes: {set: fashion-mnist, ids: [tshirt, trouser, pullover]}
+generators:
+  - {name: fake, backend: embedded, steps: 2, cfg: [1.0, 3.0]}
+strategies: [classname, clip_templates]
+images_per_class: [4, 8, 16]
+real: {set: fashion-mnist, per_class: [4, 8, 16], mix_real_per_class: 4}
+scoring: {fid: false, lpips: false}
+training:
+  - {name: cnn, arch: embedded-cnn, seeds: [0]}
+evaluation: {id: fashion-mnist-test, ood: [inverted]}
+analysis: {bootstrap: 20, holdout_sizes: 1}
+"""
+
+
+def _jitter(*parts: object) -> float:
+    """A deterministic 'noise' in [-1, 1] from the parts."""
+    return int(hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:8], 16) / 0x7FFFFFFF - 1.0
+
+
+@dataclass
+class FakeLog:
+    """What the fake services did, to check that no work is done twice."""
+
+    shards_written: Counter = field(default_factory=Counter)
+    runs_trained: Counter = field(default_factory=Counter)
+    cells_scored: Counter = field(default_factory=Counter)
+
+
+def fake_providers(log: FakeLog, shard_size: int = 8) -> dict[str, object]:
+    """prompter, generator, scorer and trainer stand-ins; the real analyzer is added by the caller."""
+
+    def spec_of(ctx: ServiceContext, study_id: str) -> StudySpec:
+        return parse_study(ctx.store.get(f"{ids.study_prefix(study_id)}/study.yaml").decode())
+
+    def prompter(ctx: ServiceContext) -> list[Subscription]:
+        def handle(m: Message) -> None:
+            sub = study_pb2.StudySubmission.FromString(m.value)
+            spec = parse_study(sub.spec_yaml)
+            classes = spec.classes.ids or []
+            for g in spec.generators:
+                for strat in spec.strategies:
+                    for k, cid in enumerate(classes):
+                        for start in range(0, spec.max_images_per_class, shard_size):
+                            count = min(shard_size, spec.max_images_per_class - start)
+                            for cfg in g.cfg:
+                                ident = common_pb2.JobIdentity(
+                                    study_id=spec.study_id, class_id=cid, seed_start=start, seed_count=count,
+                                    cell=common_pb2.CellId(generator=g.name, cfg=cfg, strategy=strat))
+                                job = generator_pb2.GenerationJob(job=ident, class_index=k)
+                                ctx.publish("generation-jobs", job.SerializeToString(),
+                                            key=ids.job_id({"k": str(ident)}))
+
+        return [Subscription(("study-submissions",), "prompter", handle)]
+
+    def generator(ctx: ServiceContext) -> list[Subscription]:
+        def handle(m: Message) -> None:
+            job = generator_pb2.GenerationJob.FromString(m.value).job
+            key = ids.shard_key(job.study_id, job.cell.generator, job.cell.cfg, job.cell.strategy,
+                                job.class_id, job.seed_start, job.seed_count)
+            info = ctx.store.stat(key)
+            if info is None:
+                samples = []
+                for i in range(job.seed_start, job.seed_start + job.seed_count):
+                    value = int(40 + 20 * job.cell.cfg + i) % 256
+                    samples.append(Sample(ids.sample_key(job.class_id, i),
+                                          encode_png(np.full((32, 32), value, np.uint8)),
+                                          {"class_id": job.class_id, "index": i}))
+                info = ctx.store.put(key, write_shard(samples))
+                log.shards_written[key] += 1
+            ref = common_pb2.ShardRef(bucket=ctx.store.bucket, key=key, sha256=info.sha256,
+                                      count=job.seed_count, job=job)
+            ctx.publish("shards-ready", generator_pb2.ShardReady(shard=ref).SerializeToString(), key=key)
+
+        return [Subscription(("generation-jobs",), "generator", handle)]
+
+    def scorer(ctx: ServiceContext) -> list[Subscription]:
+        def handle(m: Message) -> None:
+            ref = generator_pb2.ShardReady.FromString(m.value).shard
+            job = ref.job
+            spec = spec_of(ctx, job.study_id)
+            cell = job.cell
+            prefix = ids.cell_prefix(job.study_id, cell.generator, cell.cfg, cell.strategy)
+            images = sum(len(list(iter_shard(ctx.store.get(o.key)))) for o in ctx.store.list(prefix))
+            if images < len(spec.classes.ids or []) * spec.max_images_per_class:
+                return  # the cell is not complete yet
+            json_key = ids.score_key(job.study_id, cell.generator, cell.cfg, cell.strategy, "scores.json")
+            if ctx.store.exists(json_key):
+                result = json_format.Parse(ctx.store.get(json_key).decode(), scorer_pb2.ScoreResult())
+            else:
+                i = [c for g in spec.generators for c in g.cfg].index(cell.cfg)
+                classes = [scorer_pb2.ClassScore(class_id=cid, n=spec.max_images_per_class,
+                                                 f1=0.4 + 0.2 * k - 0.05 * i,
+                                                 diversity_std=0.6 - 0.1 * i + 0.02 * k)
+                           for k, cid in enumerate(spec.classes.ids or [])]
+                result = scorer_pb2.ScoreResult(
+                    study_id=job.study_id, cell=cell, classes=classes,
+                    macro_f1=float(np.mean([c.f1 for c in classes])),
+                    diversity=float(np.mean([c.diversity_std for c in classes])),
+                    scored=images, json_key=json_key, bucket=ctx.store.bucket)
+                ctx.store.put(json_key, json_format.MessageToJson(result).encode())
+                log.cells_scored[json_key] += 1
+            ctx.publish("scores", result.SerializeToString(), key=json_key)
+
+        return [Subscription(("shards-ready",), "scorer", handle)]
+
+    def trainer(ctx: ServiceContext) -> list[Subscription]:
+        def handle(m: Message) -> None:
+            job = trainer_pb2.TrainingJob.FromString(m.value)
+            key = ids.run_key(job.study_id, job.run_id, "result.json")
+            if ctx.store.exists(key):
+                result = json_format.Parse(ctx.store.get(key).decode(), trainer_pb2.RunResult())
+            else:
+                spec = spec_of(ctx, job.study_id)
+                if not job.cells:
+                    alpha, amp, n = 0.5, 0.9, job.real_per_class
+                else:
+                    alpha = 0.2 + 0.05 * job.cells[0].cfg + (0.04 if job.real_per_class else 0.0)
+                    amp, n = 0.95, job.n_per_class
+                evals = []
+                for j, es in enumerate(job.eval_sets):
+                    a = alpha * (1.0 if j == 0 else 0.6)
+                    per_class = {cid: 1 - min(0.95, amp * n ** (-a * (0.6 + 0.3 * k)))
+                                 for k, cid in enumerate(spec.classes.ids or [])}
+                    err = min(0.95, amp * n ** (-a) * (1 + 0.03 * _jitter(job.run_id, es)))
+                    evals.append(trainer_pb2.EvalMetrics(set_name=es, top1=1 - err, loss=2 * err,
+                                                         per_class=per_class, n=100))
+                result = trainer_pb2.RunResult(study_id=job.study_id, run_id=job.run_id, job=job,
+                                               evals=evals, status="done")
+                text = json_format.MessageToJson(result, preserving_proto_field_name=True)
+                ctx.store.put(key, text.encode())
+                log.runs_trained[job.run_id] += 1
+            ctx.publish("run-results", result.SerializeToString(), key=job.run_id)
+
+        return [Subscription(("training-jobs",), "trainer", handle)]
+
+    return {"prompter": prompter, "generator": generator, "scorer": scorer, "trainer": trainer}
+
+
+@pytest.fixture
+def toy_spec() -> StudySpec:
+    return parse_study(TOY_STUDY)
+
+
+@pytest.fixture(name="fakes")
+def fakes_fixture():  # type: ignore[no-untyped-def]
+    """A factory: each call gives a fresh (FakeLog, providers incl. the real analyzer)."""
+    from synscale_analyzer.worker import subscriptions as analyzer
+
+    def new() -> tuple[FakeLog, dict[str, object]]:
+        log = FakeLog()
+        return log, {**fake_providers(log), "analyzer": analyzer}
+
+    return new

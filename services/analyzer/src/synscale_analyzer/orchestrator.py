@@ -1,0 +1,361 @@
+"""Study orchestration: follow every result event, launch the next stage, write the report.
+
+The analyzer owns a study's state. It consumes study submissions, shard-ready events,
+score results and run results; it launches a training job as soon as the data that job
+needs exist (every class of its cell has images 0..N-1); and once every image, score and
+run is in, it fits the scaling laws and writes the report.
+
+Restart safety: the state of a study is rebuilt from the store (shards, scores, run
+results, launch markers, the report) the first time this process hears of it, then kept
+current by events. A training job is published, flushed, and only then marked launched in
+the store, so a crash can at worst launch a job twice (the trainer re-announces a finished
+run instead of retraining it) and never forgets one. A new submission of a study resumes
+it: unfinished runs are launched again, since their messages may have been lost with an
+embedded bus.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import weakref
+from datetime import UTC, datetime
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as ProtoMessage
+
+from synscale import ids
+from synscale.bus.base import Message, PoisonMessage
+from synscale.errors import InvalidInput
+from synscale.runtime import ServiceContext
+from synscale.store.base import StoreError
+from synscale.study import StudySpec, parse_study
+from synscale.v1 import generator_pb2, scorer_pb2, study_pb2, trainer_pb2
+from synscale_analyzer.plan import CellKey
+from synscale_analyzer.state import StudyState
+
+log = logging.getLogger(__name__)
+_SHARD = re.compile(r"/(?P<start>\d{9})-(?P<count>\d{6})\.tar$")
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".md": "text/markdown; charset=utf-8",
+                 ".json": "application/json", ".csv": "text/csv", ".png": "image/png"}
+
+
+# -- store layout owned by the analyzer ---------------------------------------------------
+def spec_key(study_id: str) -> str:
+    return f"{ids.study_prefix(study_id)}/study.yaml"
+
+
+def launched_key(study_id: str, run_id: str) -> str:
+    return ids.validate_key(f"{ids.study_prefix(study_id)}/state/launched/{ids.safe_component(run_id)}.json")
+
+
+def cancelled_key(study_id: str) -> str:
+    return f"{ids.study_prefix(study_id)}/state/cancelled.json"
+
+
+def submit_study(ctx: ServiceContext, spec: StudySpec) -> study_pb2.StudySubmission:
+    """Store the spec where every service reads it, then announce it on "study-submissions".
+
+    Submitting a study that exists resumes it: finished work is found in the store.
+    """
+    text = spec.to_yaml()
+    ctx.store.put_if_changed(spec_key(spec.study_id), text.encode(), content_type="application/yaml")
+    submission = study_pb2.StudySubmission(
+        study_id=spec.study_id, spec_yaml=text, submitted_at=datetime.now(UTC).isoformat())
+    ctx.publish("study-submissions", submission.SerializeToString(), key=spec.study_id)
+    ctx.bus.flush()
+    return submission
+
+
+def _decode(kind: type[ProtoMessage], value: bytes) -> ProtoMessage:
+    try:
+        return kind.FromString(value)
+    except DecodeError as exc:
+        raise PoisonMessage(f"not a {kind.__name__}: {exc}") from None
+
+
+def _parse_json(kind: type[ProtoMessage], data: bytes) -> ProtoMessage | None:
+    try:
+        return json_format.Parse(data.decode(), kind(), ignore_unknown_fields=True)
+    except (json_format.ParseError, UnicodeDecodeError, ValueError) as exc:
+        log.warning("unreadable %s JSON in the store: %s", kind.__name__, exc)
+        return None
+
+
+class Orchestrator:
+    """All studies this analyzer process follows; handlers and the gRPC servicer share it."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self._lock = threading.RLock()
+        self._studies: dict[str, StudyState] = {}
+        self._changed = threading.Condition(self._lock)
+
+    # -- state ------------------------------------------------------------------------
+    def study(self, study_id: str, spec: StudySpec | None = None) -> StudyState:
+        """The state of a study, rebuilt from the store the first time it is asked for.
+
+        Raises KeyError when the store has no spec for `study_id` and none is given.
+        """
+        with self._lock:
+            st = self._studies.get(study_id)
+            if st is None:
+                if spec is None:
+                    spec = self._stored_spec(study_id)
+                st = self._rebuild(spec)
+                self._studies[study_id] = st
+            return st
+
+    def _stored_spec(self, study_id: str) -> StudySpec:
+        info = self.ctx.store.stat(spec_key(study_id))
+        if info is None:
+            raise KeyError(f"unknown study {study_id!r}: no {spec_key(study_id)} in the store")
+        spec = parse_study(self.ctx.store.get(spec_key(study_id)).decode(), spec_key(study_id))
+        if spec.study_id != study_id:
+            raise InvalidInput("study_id", f"{spec_key(study_id)} hashes to {spec.study_id}")
+        return spec
+
+    def _rebuild(self, spec: StudySpec) -> StudyState:
+        """What the store already holds for this study: the same updates events would make."""
+        store, sid = self.ctx.store, spec.study_id
+        st = StudyState(spec, store.bucket)
+        by_path = {(c.path, ids.safe_component(cid)): (c, cid) for c in st.cells for cid, _ in st.classes}
+        images = f"{ids.study_prefix(sid)}/images/"
+        shards = 0
+        for info in store.list(images):
+            rest = info.key[len(images):]
+            parts = rest.split("/")
+            match = _SHARD.search(info.key)
+            if len(parts) != 5 or match is None:
+                continue
+            hit = by_path.get(("/".join(parts[:3]), parts[3]))
+            if hit is not None:
+                st.add_shard(hit[0], hit[1], int(match["start"]), int(match["count"]))
+                shards += 1
+        for cell in st.cells:
+            key = ids.score_key(sid, cell.generator, cell.cfg, cell.strategy, "scores.json")
+            if store.exists(key):
+                score = _parse_json(scorer_pb2.ScoreResult, store.get(key))
+                if isinstance(score, scorer_pb2.ScoreResult) and score.cell.generator:
+                    st.add_score(score)
+        runs_prefix = f"{ids.study_prefix(sid)}/runs/"
+        for info in store.list(runs_prefix):
+            if info.key.endswith("/result.json"):
+                result = _parse_json(trainer_pb2.RunResult, store.get(info.key))
+                if isinstance(result, trainer_pb2.RunResult) and result.status == "done":
+                    st.add_result(result)
+        launched_prefix = f"{ids.study_prefix(sid)}/state/launched/"
+        markers = {i.key[len(launched_prefix):-len(".json")] for i in store.list(launched_prefix)}
+        st.launched |= markers & set(st.runs)
+        st.cancelled = store.exists(cancelled_key(sid))
+        if st.complete() and store.exists(ids.report_key(sid, "report.json")):
+            st.report = self._report_ref(sid)
+        log.info("study %s rebuilt from the store: %d shards, %d scores, %d/%d runs done, %d launched",
+                 sid, shards, len(st.scores), len(st.results), len(st.runs), len(st.launched))
+        return st
+
+    # -- the event handler ------------------------------------------------------------
+    def handle(self, message: Message) -> None:
+        """Dispatch one event by topic (one consumer group follows all four)."""
+        topics = self.ctx.topics
+        handlers = {
+            topics.name("study-submissions"): self.on_submission,
+            topics.name("shards-ready"): self.on_shard,
+            topics.name("scores"): self.on_score,
+            topics.name("run-results"): self.on_run_result,
+        }
+        handler = handlers.get(message.topic)
+        if handler is None:
+            raise PoisonMessage(f"the analyzer does not follow topic {message.topic}")
+        handler(message.value)
+
+    def on_submission(self, value: bytes) -> None:
+        sub = _decode(study_pb2.StudySubmission, value)
+        assert isinstance(sub, study_pb2.StudySubmission)
+        try:
+            spec = parse_study(sub.spec_yaml, f"study {sub.study_id or '<unnamed>'}")
+        except InvalidInput as exc:
+            raise PoisonMessage(str(exc)) from None
+        self.ctx.store.put_if_changed(spec_key(spec.study_id), spec.to_yaml().encode(),
+                                      content_type="application/yaml")
+        with self._lock:
+            st = self.study(spec.study_id, spec)
+            if st.cancelled:
+                self.ctx.store.delete(cancelled_key(st.study_id))
+                st.cancelled = False
+            # Resume: launch again whatever has no result (its message may be gone).
+            st.launched &= set(st.results)
+            self._event(st, "submitted", f"{len(st.cells)} cells, {len(st.runs)} runs planned")
+            for stage in ("generation", "scoring", "training"):
+                self._event(st, stage, "resumed" if st.results or st.images()[0] else "waiting")
+            self._advance(st)
+            if st.report is not None:  # already finished: say so again for whoever waits
+                self._announce_report(st)
+
+    def on_shard(self, value: bytes) -> None:
+        ready = _decode(generator_pb2.ShardReady, value)
+        assert isinstance(ready, generator_pb2.ShardReady)
+        ref = ready.shard
+        sid = ref.job.study_id
+        st = self._known(sid)
+        if st is None:
+            return
+        match = _SHARD.search(ref.key)
+        start, count = ((int(match["start"]), int(match["count"])) if match
+                        else (int(ref.job.seed_start), int(ref.count or ref.job.seed_count)))
+        cell = CellKey.of(ref.job.cell)
+        with self._lock:
+            if st.add_shard(cell, ref.job.class_id, start, count):
+                self._event(st, "generation", f"{cell.name} {ref.job.class_id} [{start}, {start + count})")
+                self._advance(st)
+
+    def on_score(self, value: bytes) -> None:
+        result = _decode(scorer_pb2.ScoreResult, value)
+        assert isinstance(result, scorer_pb2.ScoreResult)
+        st = self._known(result.study_id)
+        if st is None:
+            return
+        with self._lock:
+            if st.add_score(result):
+                self._event(st, "scoring", ids.cell_name(result.cell.generator, result.cell.cfg,
+                                                         result.cell.strategy))
+                self._advance(st)
+
+    def on_run_result(self, value: bytes) -> None:
+        result = _decode(trainer_pb2.RunResult, value)
+        assert isinstance(result, trainer_pb2.RunResult)
+        st = self._known(result.study_id)
+        if st is None:
+            return
+        with self._lock:
+            if st.add_result(result):
+                detail = result.run_id if result.status == "done" else f"{result.run_id} {result.status}: " \
+                    f"{result.error[:200]}"
+                self._event(st, "training", detail)
+                self._advance(st)
+
+    def _known(self, study_id: str) -> StudyState | None:
+        try:
+            return self.study(study_id)
+        except KeyError:
+            log.debug("event for study %s, which has no spec in the store; ignored", study_id)
+            return None
+
+    # -- what happens next ------------------------------------------------------------
+    def _advance(self, st: StudyState) -> None:
+        """Launch every run whose data exist; write the report once everything is in."""
+        if st.cancelled:
+            return
+        ready = st.ready_runs()
+        for run in ready:
+            self.ctx.publish("training-jobs", run.job.SerializeToString(), key=run.run_id)
+        if ready:
+            self.ctx.bus.flush()  # published (durable) before it is marked launched
+            for run in ready:
+                marker = json_format.MessageToJson(run.job, preserving_proto_field_name=True, sort_keys=True)
+                self.ctx.store.put_if_changed(launched_key(st.study_id, run.run_id), marker.encode(),
+                                              content_type="application/json")
+                st.launched.add(run.run_id)
+            self._event(st, "training", f"launched {len(ready)} run(s)")
+        if st.report is None and st.complete():
+            self._finish(st)
+        self._changed.notify_all()
+
+    def _finish(self, st: StudyState) -> None:
+        from synscale_analyzer.analysis import analyze
+        from synscale_analyzer.records import analysis_input
+        from synscale_analyzer.report import render
+        from synscale_analyzer.samples import sample_grids
+
+        sid = st.study_id
+        self._event(st, "analysis", "fitting scaling laws and writing the report")
+        try:
+            analysis = analyze(analysis_input(st))
+            spec = st.spec
+            grids = sample_grids(
+                self.ctx.store, sid, [g.name for g in spec.generators],
+                {g.name: list(g.cfg) for g in spec.generators}, spec.strategies, st.classes)
+            files = render(analysis, grids)
+        except StoreError:
+            raise  # transient: the worker retries the event
+        except Exception as exc:
+            log.exception("study %s: analysis failed", sid)
+            st.error = f"analysis failed: {type(exc).__name__}: {exc}"
+            self._event(st, "failed", st.error)
+            return
+        for name, data in sorted(files.items()):
+            suffix = name[name.rfind("."):]
+            self.ctx.store.put_if_changed(ids.report_key(sid, name), data,
+                                          content_type=CONTENT_TYPES.get(suffix, "application/octet-stream"))
+        st.report = self._report_ref(sid)
+        log.info("study %s: report written to %s", sid, st.report.html_key)
+        self._announce_report(st)
+
+    def _report_ref(self, sid: str) -> study_pb2.ReportReady:
+        return study_pb2.ReportReady(
+            study_id=sid, bucket=self.ctx.store.bucket, html_key=ids.report_key(sid, "report.html"),
+            markdown_key=ids.report_key(sid, "report.md"), json_key=ids.report_key(sid, "report.json"))
+
+    def _announce_report(self, st: StudyState) -> None:
+        assert st.report is not None
+        self.ctx.publish("reports", st.report.SerializeToString(), key=st.study_id)
+        self._event(st, "done", st.report.html_key)
+        self.ctx.bus.flush()
+
+    def _event(self, st: StudyState, stage: str, detail: str) -> None:
+        done, total = st.progress().get(stage, (0, 0))
+        event = study_pb2.StudyEvent(study_id=st.study_id, stage=stage, detail=detail, done=done, total=total)
+        self.ctx.publish("study-events", event.SerializeToString(), key=st.study_id)
+        self._changed.notify_all()
+
+    # -- the API the servicer and the CLI use ------------------------------------------
+    def submit(self, spec: StudySpec) -> study_pb2.StudyStatus:
+        submit_study(self.ctx, spec)
+        with self._lock:
+            return self.study(spec.study_id, spec).status()
+
+    def status(self, study_id: str) -> study_pb2.StudyStatus:
+        with self._lock:
+            return self.study(study_id).status()
+
+    def wait_for_change(self, timeout_s: float) -> None:
+        with self._changed:
+            self._changed.wait(timeout_s)
+
+    def report(self, study_id: str) -> study_pb2.ReportReady:
+        with self._lock:
+            st = self.study(study_id)
+            if st.report is None:
+                from synscale.errors import PreconditionFailed
+
+                raise PreconditionFailed(f"study {study_id} has no report yet (state {st.state})")
+            return st.report
+
+    def cancel(self, study_id: str) -> study_pb2.StudyStatus:
+        """Stop launching work for a study; queued jobs of other services still drain."""
+        with self._lock:
+            st = self.study(study_id)
+            if st.report is None and not st.cancelled:
+                marker = json.dumps({"cancelled_at": datetime.now(UTC).isoformat()})
+                self.ctx.store.put(cancelled_key(study_id), marker.encode(), content_type="application/json")
+                st.cancelled = True
+                self._event(st, "cancelled", "cancelled by request")
+                self.ctx.bus.flush()
+            return st.status()
+
+
+_ORCHESTRATORS: dict[int, tuple[weakref.ref[ServiceContext], Orchestrator]] = {}
+_ORCH_LOCK = threading.Lock()
+
+
+def orchestrator_for(ctx: ServiceContext) -> Orchestrator:
+    """The process's orchestrator for `ctx`: the worker and the servicer must share one."""
+    with _ORCH_LOCK:
+        entry = _ORCHESTRATORS.get(id(ctx))
+        if entry is None or entry[0]() is not ctx:
+            entry = (weakref.ref(ctx), Orchestrator(ctx))
+            _ORCHESTRATORS[id(ctx)] = entry
+        return entry[1]

@@ -1,0 +1,185 @@
+"""Orchestration: hand-made events in, training jobs and the report out; restart and resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from synscale import ids
+from synscale.bus.base import PoisonMessage
+from synscale.bus.memory import MemoryBus
+from synscale.config import Topics
+from synscale.embedded import EmbeddedRunner, run_study
+from synscale.runtime import ServiceContext
+from synscale.store.file import FileStore
+from synscale.study import StudySpec
+from synscale.v1 import common_pb2, generator_pb2, study_pb2, trainer_pb2
+from synscale_analyzer.orchestrator import Orchestrator, launched_key, spec_key, submit_study
+from synscale_analyzer.plan import cells_of, plan_runs
+
+
+def make_ctx(root: Path) -> tuple[ServiceContext, MemoryBus]:
+    bus = MemoryBus(3)
+    ctx = ServiceContext(bus, FileStore(root, "synscale"), Topics(default_partitions=3))
+    ctx.topics.ensure_all(bus)
+    return ctx, bus
+
+
+def jobs_published(bus: MemoryBus, ctx: ServiceContext) -> list[trainer_pb2.TrainingJob]:
+    topic = ctx.topics.name("training-jobs")
+    return [trainer_pb2.TrainingJob.FromString(m.value) for m in bus.messages(topic)]
+
+
+def shard_event(spec: StudySpec, cell: object, class_id: str, start: int, count: int) -> bytes:
+    g, cfg, strat = cell.generator, cell.cfg, cell.strategy  # type: ignore[attr-defined]
+    ident = common_pb2.JobIdentity(study_id=spec.study_id, cell=common_pb2.CellId(generator=g, cfg=cfg,
+                                   strategy=strat), class_id=class_id, seed_start=start, seed_count=count)
+    key = ids.shard_key(spec.study_id, g, cfg, strat, class_id, start, count)
+    ref = common_pb2.ShardRef(key=key, count=count, job=ident)
+    return generator_pb2.ShardReady(shard=ref).SerializeToString()
+
+
+def test_plan_is_complete_and_deterministic(toy_spec: StudySpec) -> None:
+    runs = plan_runs(toy_spec, "b")
+    cells = cells_of(toy_spec)
+    assert len(cells) == 4
+    # 3 real + 4 cells x 3 sizes x (synthetic + mixed)
+    assert len(runs) == 3 + 4 * 3 * 2
+    assert [r.run_id for r in runs] == [r.run_id for r in plan_runs(toy_spec, "b")]
+    assert len({r.run_id for r in runs}) == len(runs)
+    mixed = [r for r in runs if r.source == "mixed"]
+    assert all(r.job.real_per_class == 4 and len(r.job.cells) == 1 for r in mixed)
+    real = [r for r in runs if r.source == "real"]
+    assert [r.job.real_per_class for r in real] == [4, 8, 16] and all(not r.job.cells for r in real)
+    assert list(runs[0].job.eval_sets) == ["fashion-mnist-test", "inverted"]
+
+
+def test_events_drive_training_jobs_and_the_report(tmp_path: Path, toy_spec: StudySpec) -> None:
+    ctx, bus = make_ctx(tmp_path)
+    orch = Orchestrator(ctx)
+    sub = submit_study(ctx, toy_spec)
+    assert ctx.store.exists(spec_key(toy_spec.study_id))
+    orch.on_submission(sub.SerializeToString())
+    # Real-only runs need no generated data: launched at once.
+    first = jobs_published(bus, ctx)
+    assert sorted(j.real_per_class for j in first) == [4, 8, 16] and all(not j.cells for j in first)
+
+    cell = cells_of(toy_spec)[0]
+    classes = toy_spec.classes.ids or []
+    for cid in classes[:-1]:
+        orch.on_shard(shard_event(toy_spec, cell, cid, 0, 8))
+    assert len(jobs_published(bus, ctx)) == 3  # one class still has no images
+    orch.on_shard(shard_event(toy_spec, cell, classes[-1], 0, 8))
+    first_ids = {j.run_id for j in first}
+    launched = [j for j in jobs_published(bus, ctx) if j.run_id not in first_ids]
+    # Sizes 4 and 8 of this cell, synthetic and mixed; 16 waits for images 8..15.
+    assert sorted((j.n_per_class, j.real_per_class) for j in launched) == [(4, 0), (4, 4), (8, 0), (8, 4)]
+    assert all(ctx.store.exists(launched_key(toy_spec.study_id, j.run_id)) for j in launched)
+    orch.on_shard(shard_event(toy_spec, cell, classes[-1], 0, 8))  # redelivered: nothing new
+    assert len(jobs_published(bus, ctx)) == 7
+    status = orch.status(toy_spec.study_id)
+    stages = {s.stage: (s.done, s.total) for s in status.stages}
+    assert stages["generation"] == (3 * 8, 4 * 3 * 16)
+    assert stages["training"] == (0, 27)
+    assert status.state == "running"
+    with pytest.raises(PoisonMessage):
+        orch.on_shard(b"\xff not a proto")
+
+
+def test_restarted_analyzer_rebuilds_state_from_the_store(tmp_path: Path, toy_spec: StudySpec, fakes) -> None:  # type: ignore[no-untyped-def]
+    log, providers = fakes()
+    outcome = run_study(toy_spec, tmp_path, providers=providers, progress=False, max_messages=120)
+    assert outcome.state == "stopped"
+    ctx, bus = make_ctx(tmp_path / "store")
+    orch = Orchestrator(ctx)
+    status = orch.status(toy_spec.study_id)  # no event needed: rebuilt from the store alone
+    stages = {s.stage: (s.done, s.total) for s in status.stages}
+    trained = sum(log.runs_trained.values())
+    assert stages["training"] == (trained, 27)
+    assert stages["generation"][0] == sum(
+        8 for key in log.shards_written if key.startswith(ids.study_prefix(toy_spec.study_id)))
+    # Launched runs are remembered: a restart alone does not launch them twice...
+    orch.on_shard(shard_event(toy_spec, cells_of(toy_spec)[0], "tshirt", 0, 8))
+    assert [j.run_id for j in jobs_published(bus, ctx)] == []
+    # ...but a resubmission (the embedded resume, whose bus lost its messages) does, minus finished ones.
+    orch.on_submission(study_pb2.StudySubmission(spec_yaml=toy_spec.to_yaml()).SerializeToString())
+    relaunched = {j.run_id for j in jobs_published(bus, ctx)}
+    assert relaunched and not relaunched & set(log.runs_trained)
+
+
+def _artifacts(root: Path) -> dict[str, bytes]:
+    base = root / "store" / "synscale"
+    return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*"))
+            if p.is_file() and ".synscale-meta" not in p.parts and "/state/" not in str(p.relative_to(base))}
+
+
+@pytest.mark.slow
+def test_interrupted_and_resumed_study_equals_a_straight_run(
+    tmp_path: Path, toy_spec: StudySpec, fakes,  # type: ignore[no-untyped-def]
+) -> None:
+    straight_log, providers = fakes()
+    straight = run_study(toy_spec, tmp_path / "straight", providers=providers, progress=False)
+    assert straight.state == "done", straight.dead_letters
+    assert straight.report_json is not None and straight.report_json.exists()
+
+    log, providers = fakes()
+    stops = []
+    for budget in (100, 60):  # stop twice part-way, each time with a fresh runner (a new process)
+        out = run_study(toy_spec, tmp_path / "resumed", providers=providers, progress=False,
+                        max_messages=budget)
+        stops.append((out.state, len(log.runs_trained)))
+    resumed = run_study(toy_spec, tmp_path / "resumed", providers=providers, progress=False)
+    assert [state for state, _ in stops] == ["stopped", "stopped"] and resumed.state == "done"
+    assert 0 < stops[0][1] < stops[1][1] < 27  # both stops fell part-way through training
+
+    # Same numbers, same files, and no piece of work done twice.
+    assert resumed.report_json is not None
+    assert json.loads(resumed.report_json.read_bytes()) == json.loads(straight.report_json.read_bytes())
+    assert _artifacts(tmp_path / "resumed") == _artifacts(tmp_path / "straight")
+    assert max(log.shards_written.values()) == 1 and max(log.runs_trained.values()) == 1
+    assert max(log.cells_scored.values()) == 1
+    assert set(log.runs_trained) == set(straight_log.runs_trained)
+    assert len(log.runs_trained) == 27
+
+
+def test_cancel_stops_launching(tmp_path: Path, toy_spec: StudySpec) -> None:
+    ctx, bus = make_ctx(tmp_path)
+    orch = Orchestrator(ctx)
+    orch.on_submission(submit_study(ctx, toy_spec).SerializeToString())
+    before = len(jobs_published(bus, ctx))
+    status = orch.cancel(toy_spec.study_id)
+    assert status.state == "cancelled"
+    cell = cells_of(toy_spec)[0]
+    for cid in toy_spec.classes.ids or []:
+        orch.on_shard(shard_event(toy_spec, cell, cid, 0, 16))
+    assert len(jobs_published(bus, ctx)) == before
+    # A cancelled study survives a restart, and a resubmission resumes it.
+    orch2 = Orchestrator(make_ctx(tmp_path)[0])
+    assert orch2.status(toy_spec.study_id).state == "cancelled"
+    orch.on_submission(submit_study(ctx, toy_spec).SerializeToString())
+    assert orch.status(toy_spec.study_id).state == "running"
+    assert len(jobs_published(bus, ctx)) > before
+
+
+def test_unknown_study_and_bad_spec(tmp_path: Path) -> None:
+    ctx, _ = make_ctx(tmp_path)
+    orch = Orchestrator(ctx)
+    with pytest.raises(KeyError):
+        orch.status("nope-00000000")
+    with pytest.raises(PoisonMessage, match="images_per_class"):
+        orch.on_submission(study_pb2.StudySubmission(
+            spec_yaml="name: x\ngenerators: [{name: g}]\nimages_per_class: [8, 4]\n").SerializeToString())
+
+
+def test_embedded_runner_reports_dead_letters(tmp_path: Path, toy_spec: StudySpec) -> None:
+    from synscale_analyzer.worker import subscriptions as analyzer
+
+    with EmbeddedRunner(tmp_path, {"analyzer": analyzer}) as runner:
+        runner.ctx.publish("run-results", b"\x08garbage")
+        result = runner.pump()
+        assert result.stopped_by == "quiescent"
+        letters = runner.dead_letters()
+        assert len(letters) == 1 and "RunResult" in letters[0][1]
+    json.dumps(letters)
