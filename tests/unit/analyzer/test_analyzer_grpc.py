@@ -1,0 +1,91 @@
+"""The Analyzer gRPC service and the `synscale study` CLI in front of it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from synscale.cli import main
+from synscale.embedded import EmbeddedRunner
+from synscale.grpc_server import build_server
+from synscale.study import StudySpec
+from synscale.v1 import study_pb2, study_pb2_grpc
+from synscale_analyzer.servicer import bindings
+
+
+@pytest.fixture
+def served(tmp_path: Path, fakes) -> Iterator[tuple[EmbeddedRunner, study_pb2_grpc.AnalyzerStub, str]]:  # type: ignore[no-untyped-def]
+    _, providers = fakes()
+    runner = EmbeddedRunner(tmp_path, providers)
+    server, port, _ = build_server(bindings(runner.ctx), "127.0.0.1:0")
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield runner, study_pb2_grpc.AnalyzerStub(channel), f"127.0.0.1:{port}"
+    finally:
+        channel.close()
+        server.stop(None)
+        runner.close()
+
+
+def test_bad_requests_name_the_problem(served) -> None:  # type: ignore[no-untyped-def]
+    _, stub, _ = served
+    with pytest.raises(grpc.RpcError) as err:
+        stub.SubmitStudy(study_pb2.SubmitStudyRequest(
+            spec_yaml="name: x\ngenerators: [{name: g, cfg: [1, 1]}]\nimages_per_class: [4]\n"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "generators[0].cfg" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetStatus(study_pb2.StudyRef(study_id="nope-00000000"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetStatus(study_pb2.StudyRef(study_id=" "))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_submit_watch_until_done_then_report(served, toy_spec: StudySpec) -> None:  # type: ignore[no-untyped-def]
+    runner, stub, _ = served
+    status = stub.SubmitStudy(study_pb2.SubmitStudyRequest(spec_yaml=toy_spec.to_yaml()))
+    assert status.study_id == toy_spec.study_id and status.state == "running"
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetReport(study_pb2.StudyRef(study_id=toy_spec.study_id))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    pump = threading.Thread(target=runner.pump)
+    pump.start()
+    seen = list(stub.WatchStudy(study_pb2.StudyRef(study_id=toy_spec.study_id), timeout=120))
+    pump.join()
+    assert seen[-1].state == "done"
+    assert len(seen) >= 2  # intermediate progress was streamed
+    training = [next(s for s in st.stages if s.stage == "training") for st in seen]
+    assert training[-1].done == training[-1].total == 27
+    assert [t.done for t in training] == sorted(t.done for t in training)
+    report = stub.GetReport(study_pb2.StudyRef(study_id=toy_spec.study_id))
+    assert runner.store.exists(report.html_key) and report.json_key.endswith("report.json")
+
+
+def test_cancel_over_grpc_and_cli(served, toy_spec: StudySpec, capsys) -> None:  # type: ignore[no-untyped-def]
+    _, stub, address = served
+    stub.SubmitStudy(study_pb2.SubmitStudyRequest(spec_yaml=toy_spec.to_yaml()))
+    assert main(["study", "cancel", toy_spec.study_id, "--address", address]) == 0
+    assert "cancelled" in capsys.readouterr().out
+    assert stub.GetStatus(study_pb2.StudyRef(study_id=toy_spec.study_id)).state == "cancelled"
+    watched = list(stub.WatchStudy(study_pb2.StudyRef(study_id=toy_spec.study_id), timeout=10))
+    assert [w.state for w in watched] == ["cancelled"]
+    assert main(["study", "status", toy_spec.study_id, "--address", address]) == 0
+    out = capsys.readouterr().out
+    assert "training" in out and "generation" in out
+
+
+def test_cli_validate(tmp_path: Path, toy_spec: StudySpec, capsys) -> None:  # type: ignore[no-untyped-def]
+    good = tmp_path / "good.yaml"
+    good.write_text(toy_spec.to_yaml())
+    assert main(["study", "validate", str(good)]) == 0
+    assert "27 training runs" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(toy_spec.to_yaml().replace("classname", "no_such_strategy", 1))
+    assert main(["study", "validate", str(bad)]) == 2
+    assert "strategies" in capsys.readouterr().err
