@@ -24,6 +24,7 @@ def identity_fields(job: trainer_pb2.TrainingJob) -> dict[str, object]:
     data = json_format.MessageToDict(job, preserving_proto_field_name=True)
     for transient in ("run_id", "bucket"):
         data.pop(transient, None)
+    data.setdefault("kind", "supervised")  # the default, spelled out or not, is one identity
     return data
 
 

@@ -22,12 +22,15 @@ from synscale.study import TrainingRecipe
 
 WARMUP_FRACTION = 0.05
 MAX_WARMUP_STEPS = 2000
+CLIP_DEFAULT_LR = 1e-3
 
 
 def parse_recipe(recipe_json: str, *, kind: str, arch: str) -> TrainingRecipe:
     """The job's recipe, or the default recipe for its kind and architecture."""
     if not recipe_json.strip():
-        return TrainingRecipe(name=arch or "default", kind=kind or "supervised", arch=arch or "embedded-cnn")
+        if kind == "clip":  # contrastive training diverges at the supervised default lr
+            return TrainingRecipe(name=arch, kind="clip", arch=arch, lr=CLIP_DEFAULT_LR, weight_decay=0.1)
+        return TrainingRecipe(name=arch or "default", kind="supervised", arch=arch or "embedded-cnn")
     try:
         return TrainingRecipe.model_validate_json(recipe_json)
     except ValidationError as exc:
