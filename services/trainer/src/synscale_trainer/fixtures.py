@@ -26,14 +26,17 @@ def write_fake_cell(
     shard_size: int = 10,
     offset: int = 0,
     classes: tuple[str, ...] | None = None,
+    source: str = "test",
 ) -> list[str]:
     """Write `per_class` images per class in shards of `shard_size`; returns the shard keys.
 
-    Image i of class c is the (offset + i)-th Fashion-MNIST *test* image of that class, so
-    cells never overlap the real training set the trainer mixes in.
+    Image i of class c is the (offset + i)-th Fashion-MNIST image of that class in split
+    `source`. The default, the test split, never overlaps the real training images the
+    trainer mixes in (right for unit tests); for figures that are evaluated on the test
+    split use source="train" with an offset beyond the real images in use.
     """
-    test = fashion_mnist.load("test")
-    by_class = test.per_class_indices()
+    split = fashion_mnist.load(source)
+    by_class = split.per_class_indices()
     keys = []
     wanted = classes or fashion_mnist.CLASS_IDS
     for class_index, (class_id, name) in enumerate(fashion_mnist.CLASSES):
@@ -44,7 +47,7 @@ def write_fake_cell(
             count = min(shard_size, per_class - start)
             samples = []
             for index in range(start, start + count):
-                image = np.asarray(test.images[pool[(offset + index) % len(pool)]])
+                image = np.asarray(split.images[pool[(offset + index) % len(pool)]])
                 meta = {
                     "study_id": study_id,
                     "generator": generator,
