@@ -186,19 +186,28 @@ def fake_providers(log: FakeLog, shard_size: int = 8) -> dict[str, object]:
                 return  # the cell is not complete yet
             json_key = ids.score_key(job.study_id, cell.generator, cell.cfg, cell.strategy, "scores.json")
             if ctx.store.exists(json_key):
-                result = json_format.Parse(ctx.store.get(json_key).decode(), scorer_pb2.ScoreResult())
+                from synscale_analyzer.orchestrator import score_from_json
+
+                result = score_from_json(ctx.store.get(json_key))
             else:
                 i = [c for g in spec.generators for c in g.cfg].index(cell.cfg)
+                nan = float("nan")  # not computed (fid/lpips off), as the scorer reports it
                 classes = [scorer_pb2.ClassScore(class_id=cid, n=spec.max_images_per_class,
                                                  f1=0.4 + 0.2 * k - 0.05 * i,
-                                                 diversity_std=0.6 - 0.1 * i + 0.02 * k)
+                                                 diversity_std=0.6 - 0.1 * i + 0.02 * k, fid=nan, lpips=nan)
                            for k, cid in enumerate(spec.classes.ids or [])]
                 result = scorer_pb2.ScoreResult(
                     study_id=job.study_id, cell=cell, classes=classes,
                     macro_f1=float(np.mean([c.f1 for c in classes])),
                     diversity=float(np.mean([c.diversity_std for c in classes])),
-                    scored=images, json_key=json_key, bucket=ctx.store.bucket)
-                ctx.store.put(json_key, json_format.MessageToJson(result).encode())
+                    scored=images, json_key=json_key, bucket=ctx.store.bucket, fid=nan, lpips=nan,
+                    kid_mean=nan)
+                # The scorer's scores.json layout: null where a metric was not computed.
+                doc = json_format.MessageToDict(result, preserving_proto_field_name=True)
+                doc.update(fid=None, lpips=None, kid_mean=None, version=1)
+                for c in doc["classes"]:
+                    c.update(fid=None, lpips=None, name=c["class_id"])
+                ctx.store.put(json_key, json.dumps(doc, sort_keys=True).encode())
                 log.cells_scored[json_key] += 1
             ctx.publish("scores", result.SerializeToString(), key=json_key)
 

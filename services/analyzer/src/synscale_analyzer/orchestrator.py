@@ -33,7 +33,7 @@ from synscale.errors import InvalidInput
 from synscale.runtime import ServiceContext
 from synscale.store.base import StoreError
 from synscale.study import StudySpec, parse_study
-from synscale.v1 import generator_pb2, scorer_pb2, study_pb2, trainer_pb2
+from synscale.v1 import common_pb2, generator_pb2, scorer_pb2, study_pb2, trainer_pb2
 from synscale_analyzer.plan import CellKey
 from synscale_analyzer.state import StudyState
 
@@ -82,6 +82,36 @@ def _parse_json(kind: type[ProtoMessage], data: bytes) -> ProtoMessage | None:
         return json_format.Parse(data.decode(), kind(), ignore_unknown_fields=True)
     except (json_format.ParseError, UnicodeDecodeError, ValueError) as exc:
         log.warning("unreadable %s JSON in the store: %s", kind.__name__, exc)
+        return None
+
+
+def score_from_json(data: bytes) -> scorer_pb2.ScoreResult | None:
+    """A cell's scores.json (the scorer's format; null = not computed) as a ScoreResult.
+
+    Parsed by hand rather than with json_format because null must become NaN here (a FID
+    that was not computed), not the proto default 0.
+    """
+    try:
+        d = json.loads(data)
+        nan = float("nan")
+
+        def num(x: object) -> float:
+            return nan if x is None else float(x)  # type: ignore[arg-type]
+
+        classes = [scorer_pb2.ClassScore(
+            class_id=str(c["class_id"]), n=int(c.get("n") or 0), precision=num(c.get("precision")),
+            recall=num(c.get("recall")), f1=num(c.get("f1")), diversity_std=num(c.get("diversity_std")),
+            lpips=num(c.get("lpips")), fid=num(c.get("fid"))) for c in d.get("classes", [])]
+        cell = d["cell"]
+        return scorer_pb2.ScoreResult(
+            study_id=str(d.get("study_id", "")),
+            cell=common_pb2.CellId(generator=cell["generator"], cfg=float(cell["cfg"]),
+                                   strategy=cell["strategy"]),
+            classes=classes, macro_f1=num(d.get("macro_f1")), diversity=num(d.get("diversity")),
+            fid=num(d.get("fid")), kid_mean=num(d.get("kid_mean")), kid_std=num(d.get("kid_std")),
+            lpips=num(d.get("lpips")), scored=int(d.get("scored") or 0), skipped=int(d.get("skipped") or 0))
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("unreadable scores.json in the store: %s", exc)
         return None
 
 
@@ -138,8 +168,8 @@ class Orchestrator:
         for cell in st.cells:
             key = ids.score_key(sid, cell.generator, cell.cfg, cell.strategy, "scores.json")
             if store.exists(key):
-                score = _parse_json(scorer_pb2.ScoreResult, store.get(key))
-                if isinstance(score, scorer_pb2.ScoreResult) and score.cell.generator:
+                score = score_from_json(store.get(key))
+                if score is not None and CellKey.of(score.cell) == cell:
                     st.add_score(score)
         runs_prefix = f"{ids.study_prefix(sid)}/runs/"
         for info in store.list(runs_prefix):
