@@ -40,29 +40,33 @@ class GenerateRequest(_message.Message):
     def __init__(self, job: _Optional[_Union[GenerationJob, _Mapping]] = ...) -> None: ...
 
 class GenerateProgress(_message.Message):
-    __slots__ = ("done", "total", "shard", "message")
+    __slots__ = ("done", "total", "shard", "message", "reannounced")
     DONE_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     SHARD_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REANNOUNCED_FIELD_NUMBER: _ClassVar[int]
     done: int
     total: int
     shard: _common_pb2.ShardRef
     message: str
-    def __init__(self, done: _Optional[int] = ..., total: _Optional[int] = ..., shard: _Optional[_Union[_common_pb2.ShardRef, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
+    reannounced: bool
+    def __init__(self, done: _Optional[int] = ..., total: _Optional[int] = ..., shard: _Optional[_Union[_common_pb2.ShardRef, _Mapping]] = ..., message: _Optional[str] = ..., reannounced: _Optional[bool] = ...) -> None: ...
 
 class DescribeRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class DescribeResponse(_message.Message):
-    __slots__ = ("backends", "loaded_models", "device", "batch_size")
+    __slots__ = ("backends", "loaded_models", "device", "batch_size", "max_images_per_job")
     BACKENDS_FIELD_NUMBER: _ClassVar[int]
     LOADED_MODELS_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_IMAGES_PER_JOB_FIELD_NUMBER: _ClassVar[int]
     backends: _containers.RepeatedScalarFieldContainer[str]
     loaded_models: _containers.RepeatedScalarFieldContainer[str]
     device: str
     batch_size: int
-    def __init__(self, backends: _Optional[_Iterable[str]] = ..., loaded_models: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    max_images_per_job: int
+    def __init__(self, backends: _Optional[_Iterable[str]] = ..., loaded_models: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., batch_size: _Optional[int] = ..., max_images_per_job: _Optional[int] = ...) -> None: ...

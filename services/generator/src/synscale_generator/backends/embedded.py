@@ -1,0 +1,87 @@
+"""Adapter from the embedded T2I model (synscale_generator.embedded) to the engine's protocol.
+
+The embedded model is the default generator: a small diffusers UNet trained here on
+Fashion-MNIST (no pretrained T2I weights exist offline). Its package owns training,
+weights and sampling; this adapter only checks settings, adds the engine's keyword
+arguments and converts outputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from synscale.errors import InvalidInput, PreconditionFailed
+
+from .base import BackendSettings, SamplingParams, to_output
+
+IMAGE_SIZE = 32
+EMBEDDED_SCHEDULERS = ("", "ddim", "dpm")
+
+
+def _embedded_class() -> Any:
+    try:
+        from synscale_generator.embedded.backend import EmbeddedBackend
+    except ImportError as exc:
+        raise PreconditionFailed(
+            "the embedded T2I backend (synscale_generator.embedded.backend) is not installed in "
+            f"this build: {exc}"
+        ) from exc
+    return EmbeddedBackend
+
+
+def check_embedded(settings: BackendSettings) -> None:
+    """Settings and weights checks that need no model load."""
+    if settings.scheduler not in EMBEDDED_SCHEDULERS:
+        raise InvalidInput("generator.scheduler", f"unknown scheduler {settings.scheduler!r} for the "
+                           f"embedded model; allowed: {', '.join(s for s in EMBEDDED_SCHEDULERS if s)}")
+    if settings.model_path and not Path(settings.model_path).expanduser().exists():
+        raise PreconditionFailed(f"generator.model_path: embedded weights {settings.model_path} do not exist")
+    eta = settings.number("eta", 1.0)
+    if eta < 0:
+        raise InvalidInput("generator.options.eta", f"must be >= 0, got {eta}")
+    _embedded_class()
+
+
+class EmbeddedAdapter:
+    """The embedded model behind the engine's Backend protocol (32x32 greyscale)."""
+
+    name = "embedded"
+    default_steps = 25
+    output_mode = "L"
+
+    def __init__(self, settings: BackendSettings, inner: Any | None = None) -> None:
+        self.settings = settings
+        if inner is None:
+            check_embedded(settings)
+            inner = _embedded_class()(
+                weights=settings.model_path or None, device=settings.device,
+                scheduler=settings.scheduler or "ddim", eta=settings.number("eta", 1.0),
+            )
+        self.inner = inner
+
+    def generate(
+        self, prompts: list[str], seeds: list[int], cfg: float, steps: int,
+        negative_prompt: str = "", *, resolution: int = 0, output_type: str = "pil",
+    ) -> list[Any]:
+        if resolution not in (0, IMAGE_SIZE):
+            raise InvalidInput("generator.resolution", f"the embedded model makes {IMAGE_SIZE}x{IMAGE_SIZE} "
+                               f"images; got {resolution}")
+        images = self.inner.generate(list(prompts), [int(s) for s in seeds], float(cfg), int(steps),
+                                     negative_prompt=negative_prompt)
+        return to_output(images, output_type)
+
+    def default_resolution(self) -> int:
+        return IMAGE_SIZE
+
+    def bytes_per_image(self, params: SamplingParams) -> int:
+        # 16x16x4 latents through a ~2M-parameter UNet: activations are a few MB per image
+        return 4 * 1024 * 1024 * (2 if params.guided else 1)
+
+    def describe(self) -> dict[str, str]:
+        facts = {"backend": self.name, "model_path": self.settings.model_path or "<committed weights>",
+                 "device": self.settings.device, "scheduler": self.settings.scheduler or "ddim"}
+        inner = getattr(self.inner, "describe", None)
+        if callable(inner):
+            facts.update({str(k): str(v) for k, v in inner().items()})
+        return facts
