@@ -152,3 +152,20 @@ def test_metrics_of_a_known_classifier() -> None:
     assert m.top1 == pytest.approx(1 - share) and m.top5 == 1.0
     assert m.per_class["shirt"] == 0.0 and m.per_class["coat"] == 1.0
     assert m.loss > 0 and m.n == 200
+
+
+def test_restricted_classes_evaluate_only_their_images() -> None:
+    subset = classes.fashion().restrict(["ankle-boot", "trouser"])
+    (es,) = evalsets.resolve_eval_sets(["inverted"], subset, {}, limit=60)
+    _, y = next(es.batches(arch_info("embedded-cnn").preprocess(), 100))
+    assert es.n == 60 and set(y.tolist()) == {0, 1} and es.subset is None
+    (full,) = evalsets.resolve_eval_sets(["fashion-mnist-test"], subset, {})
+    assert full.n == 2000
+
+
+def test_restricted_imagenet_skips_other_known_classes(tmp_path: Path) -> None:
+    ids = classes.imagenet().ids
+    subset = classes.imagenet().restrict([ids[5], ids[2]])
+    root = _folder(tmp_path / "val", [ids[2], ids[5], ids[7]])  # ids[7] is ImageNet but not the run's
+    (es,) = evalsets.resolve_eval_sets(["imagenet-val"], subset, {"imagenet-val": str(root)})
+    assert es.n == 4 and es.subset is None  # both run classes present: no logit restriction

@@ -129,3 +129,21 @@ def test_cell_parse() -> None:
 def test_shard_source_identity() -> None:
     s = ShardSource("k/a.tar", "0" * 64, 10, 1, 0, 4)
     assert s.count == 4 and s.uid == "k/a.tar#0-4"
+
+
+def test_restricted_class_set_labels_in_the_given_order(store: FileStore) -> None:
+    write_fake_cell(store, STUDY, per_class=6, classes=("tshirt", "bag"))  # a study with classes.ids
+    subset = classes.fashion().restrict(["bag", "tshirt"])
+    assert subset.names == ("bag", "T-shirt") and subset.restricted
+    p = plan_training_set(
+        store, study_id=STUDY, cells=[FAKE2], classes=subset, n_per_class=4, real_per_class=3
+    )
+    assert p.per_class == {"bag": 7, "tshirt": 7}
+    assert {s.label for s in p.shard_sources if "/bag/" in s.key} == {0}
+    from synscale.datasets import fashion_mnist
+
+    labels = fashion_mnist.load("train").labels
+    real = [(s.label, r) for s in p.sources if not isinstance(s, ShardSource) for r in s.refs]
+    assert {(label, int(labels[r])) for label, r in real} == {(0, 8), (1, 0)}  # bag is Fashion label 8
+    with pytest.raises(InvalidInput, match="class_ids: not classes of fashion-mnist"):
+        classes.fashion().restrict(["tshirt", "cat"])

@@ -25,9 +25,30 @@ class ClassSet:
     name: str
     ids: tuple[str, ...]
     names: tuple[str, ...]
+    full_ids: tuple[str, ...] = ()  # the whole set when this one is restricted (study classes.ids)
+
+    def __post_init__(self) -> None:
+        if not self.full_ids:
+            object.__setattr__(self, "full_ids", self.ids)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def restricted(self) -> bool:
+        return self.ids != self.full_ids
+
+    def restrict(self, ids: list[str] | tuple[str, ...]) -> ClassSet:
+        """The classes `ids` of this set, labelled 0..k-1 in the order given."""
+        if not ids:
+            return self
+        unknown = [i for i in ids if i not in self.id_to_index]
+        if unknown:
+            raise InvalidInput("class_ids", f"not classes of {self.name}: {unknown[:8]}")
+        if len(set(ids)) != len(ids):
+            raise InvalidInput("class_ids", "class ids must be distinct")
+        index = self.id_to_index
+        return ClassSet(self.name, tuple(ids), tuple(self.names[index[i]] for i in ids), self.full_ids)
 
     @property
     def folder_to_index(self) -> dict[str, int]:
@@ -75,10 +96,18 @@ def get(name: str) -> ClassSet:
     raise InvalidInput("class_set", f"unknown class set {name!r}; known: {', '.join(CLASS_SETS)}")
 
 
-def infer(class_set: str, eval_sets: list[str] | tuple[str, ...], real_path: str) -> ClassSet:
-    """The explicit class set, else ImageNet when any eval set or real path says so."""
+def infer(
+    class_set: str,
+    eval_sets: list[str] | tuple[str, ...],
+    real_path: str,
+    class_ids: list[str] | tuple[str, ...] = (),
+) -> ClassSet:
+    """The explicit class set, else ImageNet when any eval set or real path says so;
+    restricted to `class_ids` when given."""
     if class_set:
-        return get(class_set)
-    if real_path or any(s.startswith("imagenet") for s in eval_sets):
-        return imagenet()
-    return fashion()
+        base = get(class_set)
+    elif real_path or any(s.startswith("imagenet") for s in eval_sets):
+        base = imagenet()
+    else:
+        base = fashion()
+    return base.restrict(list(class_ids))

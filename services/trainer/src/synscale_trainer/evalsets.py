@@ -140,9 +140,18 @@ def _limit_indices(n: int, limit: int) -> np.ndarray:
     return np.linspace(0, n - 1, limit).round().astype(np.int64)
 
 
-def _array_set(name: str, limit: int) -> EvalSet:
-    n = len(fashion_mnist.load("test"))
-    images, labels = fashion_set(name, None if limit <= 0 or limit >= n else _limit_indices(n, limit))
+def _array_set(name: str, limit: int, classes: ClassSet) -> EvalSet:
+    test = fashion_mnist.load("test")
+    if classes.restricted:  # only the run's classes, relabelled into its label space
+        full = [classes.full_ids.index(c) for c in classes.ids]
+        pool = np.flatnonzero(np.isin(test.labels, full))
+        images, labels = fashion_set(name, pool[_limit_indices(len(pool), limit)])
+        remap = np.full(len(classes.full_ids), -1, dtype=np.int64)
+        remap[full] = np.arange(len(full))
+        labels = remap[labels]
+    else:
+        n = len(test)
+        images, labels = fashion_set(name, None if limit <= 0 or limit >= n else _limit_indices(n, limit))
 
     def batches(pre: Preprocess, bs: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for i in range(0, len(labels), bs):
@@ -152,10 +161,10 @@ def _array_set(name: str, limit: int) -> EvalSet:
 
 
 def _folder_set(name: str, root: Path, classes: ClassSet, limit: int, workers: int) -> EvalSet:
-    allowed: frozenset[str] | None = None
+    known: frozenset[str] | None = None
     if name in ("imagenet-a", "imagenet-r"):
-        allowed = classsets.imagenet_subset(name[-1])
-    files = image_folder(root, classes, field=f"eval_paths[{name}]", allowed=allowed)
+        known = classsets.imagenet_subset(name[-1])
+    files = image_folder(root, classes, field=f"eval_paths[{name}]", known=known)
     index = classes.id_to_index
     items = [(p, index[cid]) for cid in sorted(files) for p in files[cid]]
     keep = _limit_indices(len(items), limit)
@@ -207,7 +216,7 @@ def resolve_eval_sets(
                 raise InvalidInput(
                     "eval_sets", f"{name!r} is a Fashion-MNIST set; the run's classes are {classes.name}"
                 )
-            out.append(_array_set(name, limit))
+            out.append(_array_set(name, limit, classes))
         elif name in IMAGENET_SETS:
             if classes.name != "imagenet":
                 raise InvalidInput(

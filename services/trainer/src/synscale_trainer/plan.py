@@ -232,7 +232,9 @@ def _plan_real(classes: ClassSet, k: int, real_path: str) -> list[RealSource]:
     out: list[RealSource] = []
     if classes.name == "fashion-mnist" and not real_path:
         split = fashion_mnist.load("train")
-        for label, idx in enumerate(split.per_class_indices()):
+        by_class = split.per_class_indices()
+        for label, class_id in enumerate(classes.ids):
+            idx = by_class[classes.full_ids.index(class_id)]
             if k > len(idx):
                 raise InvalidInput(
                     "real_per_class",
@@ -262,28 +264,33 @@ def image_folder(
     classes: ClassSet,
     *,
     field: str,
-    allowed: frozenset[str] | None = None,
+    known: frozenset[str] | None = None,
 ) -> dict[str, list[Path]]:
     """class id -> image files (sorted by name) of an ImageFolder-layout directory.
 
-    Folder names must be class ids (WordNet ids for ImageNet) of `allowed` (default: the
-    whole class set); ImageNet-V2's numeric folders ('0'..'999') are read as label indices.
-    Anything else is an error naming the folders, raised before any compute.
+    Folder names must be ids of `known` (default: the whole class set, e.g. the 1000
+    ImageNet wnids; ImageNet-A/R pass their 200). ImageNet-V2's numeric folders
+    ('0'..'999') are read as indices of the whole set. Folders of known classes outside
+    the run's (restricted) classes are skipped; any other folder is an error naming it,
+    raised before any compute.
     """
     if not root.is_dir():
         raise PreconditionFailed(f"{field}: {root} is not a directory")
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     if not folders:
         raise InvalidInput(field, f"{root} has no class folders")
-    allowed = allowed if allowed is not None else frozenset(classes.ids)
+    known = known if known is not None else frozenset(classes.full_ids)
+    wanted = known & frozenset(classes.ids)
     out: dict[str, list[Path]] = {}
     unknown: list[str] = []
     for folder in folders:
         class_id = folder.name
-        if class_id.isdigit() and int(class_id) < len(classes) and class_id not in allowed:
-            class_id = classes.ids[int(class_id)]
-        if class_id not in allowed:
+        if class_id.isdigit() and class_id not in known and int(class_id) < len(classes.full_ids):
+            class_id = classes.full_ids[int(class_id)]
+        if class_id not in known:
             unknown.append(folder.name)
+            continue
+        if class_id not in wanted:
             continue
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if files:
@@ -291,5 +298,5 @@ def image_folder(
     if unknown:
         raise InvalidInput(field, f"{root} has {len(unknown)} unknown class folder(s): {unknown[:8]}")
     if not out:
-        raise InvalidInput(field, f"{root} has no images")
+        raise InvalidInput(field, f"{root} has no images of the run's classes")
     return out
