@@ -177,7 +177,7 @@ def write_planned(store: ObjectStore, plan: ShardPlan, pngs: Sequence[bytes]) ->
         plan.key, data, content_type="application/x-tar",
         metadata={INPUTS_METADATA: plan.fingerprint(), COUNT_METADATA: str(plan.count)},
     )
-    log.info("%s shard %s (%d images, %d bytes)", "wrote" if wrote else "kept identical", plan.key,
+    log.debug("%s shard %s (%d images, %d bytes)", "wrote" if wrote else "kept identical", plan.key,
              plan.count, len(data))
     return shard_ref(plan, store.bucket, info.sha256 or hashlib.sha256(data).hexdigest(), len(data))
 
