@@ -107,6 +107,7 @@ def _run(
         recipe_json=recipe.model_dump_json(), bucket=bucket,
         class_set=spec.classes.set if spec.classes.set in ("fashion-mnist", "imagenet") else "",
         real_path=spec.real.path, eval_limit=int(getattr(spec.evaluation, "limit", 0) or 0),
+        class_ids=list(spec.classes.ids or []),
     )
     fields = {
         "study_id": spec.study_id, "source": source, "recipe": recipe.model_dump(mode="json"),
