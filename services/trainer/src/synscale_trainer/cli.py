@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from synscale.config import RuntimeConfig, make_store
@@ -14,7 +13,7 @@ from synscale.study import TrainingRecipe
 from synscale.v1 import common_pb2, trainer_pb2
 from synscale_trainer import jobs
 from synscale_trainer.plan import Cell
-from synscale_trainer.train import Progress, TrainOptions, run_training
+from synscale_trainer.train import TrainOptions, run_training
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -44,6 +43,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--eval-limit", type=int, default=0, help="at most this many images per eval set")
     p.add_argument("--class-set", default="", choices=("", "fashion-mnist", "imagenet"))
+    p.add_argument("--class-ids", default="", help="comma-separated class ids restricting the class set")
     p.add_argument("--real-path", default="", help="ImageFolder root of real training images (ImageNet)")
     p.add_argument("--image-size", type=int, default=0)
     p.add_argument("--epochs", type=float, default=None)
@@ -102,6 +102,7 @@ def build_job(args: argparse.Namespace, bucket: str) -> trainer_pb2.TrainingJob:
         eval_paths=eval_paths,
         image_size=args.image_size,
         eval_limit=args.eval_limit,
+        class_ids=[c for c in args.class_ids.split(",") if c.strip()],
     )
 
 
@@ -128,17 +129,7 @@ def _train(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         device=args.device,
     )
-    last = [-1]
-
-    def progress(p: Progress) -> None:
-        tenth = p.step * 10 // max(1, p.total_steps)
-        if p.phase == "train" and tenth != last[0]:
-            last[0] = tenth
-            print(f"step {p.step}/{p.total_steps} loss {p.loss:.4f}", file=sys.stderr, flush=True)
-        elif p.phase == "eval":
-            print("evaluating ...", file=sys.stderr, flush=True)
-
-    result = run_training(job, store, progress=progress, options=options)
+    result = run_training(job, store, options=options)  # progress: the trainer's INFO log
     if args.json:
         print(jobs.result_to_json(result).decode())
         return 0

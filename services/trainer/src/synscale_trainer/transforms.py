@@ -55,7 +55,7 @@ class Preprocess:
         """Fast path for eval on in-memory uint8 arrays already at the model's size."""
         if self.augment or images.ndim != 3 or images.shape[1:] != (self.image_size, self.image_size):
             return torch.stack([self(img) for img in images])
-        t = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1)  # N,1,H,W
+        t = torch.from_numpy(np.array(images, dtype=np.uint8)).unsqueeze(1)  # a writable copy: N,1,H,W
         if self.channels == 3:
             t = t.expand(-1, 3, -1, -1)
         return self._scale(t)
