@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +99,9 @@ def run_embedded(spec_path: Path, data_dir: Path, progress: bool, verbose: bool)
     wall = time.monotonic() - started
     if outcome.state != "done":
         console.print(f"[red]study {outcome.state}[/] after {wall:.0f} s")
-        for topic, error in outcome.dead_letters[:10]:
-            console.print(f"  dead letter on {topic}: {error.splitlines()[-1] if error else ''}")
+        letters = Counter((topic, " ".join(error.split())) for topic, error in outcome.dead_letters)
+        for (topic, error), count in letters.most_common(10):
+            console.print(f"  {count} dead letter(s) on {topic}: {error[:400]}")
         if outcome.state == "stalled" and not outcome.dead_letters:
             console.print("  every queue drained without a report: is every service installed?")
         return 1
