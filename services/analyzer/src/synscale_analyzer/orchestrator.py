@@ -322,6 +322,7 @@ class Orchestrator:
                                           content_type=CONTENT_TYPES.get(suffix, "application/octet-stream"))
         st.report = self._report_ref(sid)
         log.info("study %s: report written to %s", sid, st.report.html_key)
+        self._event(st, "analysis", f"report written ({len(files)} files)")
         self._announce_report(st)
 
     def _report_ref(self, sid: str) -> study_pb2.ReportReady:

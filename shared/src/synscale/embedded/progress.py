@@ -46,12 +46,14 @@ class StageBars:
     def __init__(self, study_id: str, console: Console | None = None, enabled: bool = True) -> None:
         self.study_id = study_id
         self.enabled = enabled
-        self.progress = Progress(
-            TextColumn("[bold]{task.description:<11}"), BarColumn(bar_width=30), MofNCompleteColumn(),
-            RateColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            TextColumn("[dim]{task.fields[detail]}", justify="left"),
-            console=console or Console(stderr=True), transient=False, disable=not enabled,
-        )
+        console = console or Console(stderr=True)
+        columns: list[ProgressColumn | str] = [
+            TextColumn("[bold]{task.description:<10}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+            RateColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        ]
+        if console.width >= 120:  # room for what happened last
+            columns.append(TextColumn("[dim]{task.fields[detail]}", justify="left"))
+        self.progress = Progress(*columns, console=console, transient=False, disable=not enabled)
         self.tasks: dict[str, TaskID] = {}
         self.last: dict[str, tuple[int, int, str]] = {}
         self.finished = ""  # "done", "failed" or "cancelled" once the study says so

@@ -123,6 +123,14 @@ class EmbeddedRunner:
         result.seconds = time.monotonic() - start
         return result
 
+    def drain(self, owner: str) -> int:
+        """Deliver everything pending to the consumers of one owner (e.g. "listener")."""
+        total = 0
+        for c in self.consumers:
+            if c.name.startswith(f"{owner}:"):
+                total += c.worker.run(idle_timeout_s=0.0, poll_timeout_s=0.0)
+        return total
+
     def messages(self, logical_topic: str) -> list[bytes]:
         return [m.value for m in self.bus.messages(self.topics.name(logical_topic))]
 

@@ -59,6 +59,7 @@ def run_study(
             result = runner.pump(
                 until=lambda: reported() is not None or bars.finished in ("failed", "cancelled"),
                 max_messages=max_messages)
+            runner.drain("listener")  # the last events (analysis, done) reach the bars
         ready = reported()
         base = runner.store.root / runner.store.bucket
         if ready is not None:
