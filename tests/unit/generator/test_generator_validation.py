@@ -88,7 +88,12 @@ def test_model_directory_problems(tmp_path: Path, tiny_dir: Callable[[str], Path
         check(job_at(str(tiny_dir("sd")), options={"compile": "maybe"}))
 
 
-def test_embedded_weights_path_must_exist(tmp_path: Path, job_for: Job, spec_for: Spec) -> None:
+def test_embedded_weights_must_exist(tmp_path: Path, job_for: Job, spec_for: Spec) -> None:
+    pytest.importorskip("synscale_generator.embedded.backend")
     job = job_for(spec=spec_for(backend="embedded", model_path=str(tmp_path / "missing.safetensors")))
     with pytest.raises(PreconditionFailed, match=r"embedded weights .* do not exist"):
         check(job)
+    with pytest.raises(PreconditionFailed, match=r"no embedded T2I weights at .*train-generator"):
+        check(job_for(spec=spec_for(backend="embedded", model_path=str(tmp_path))))
+    with pytest.raises(InvalidInput, match=r"generator\.options\.eta"):
+        check(job_for(spec=spec_for(backend="embedded", options={"eta": "1.5"})))

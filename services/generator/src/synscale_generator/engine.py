@@ -228,6 +228,9 @@ class JobRunner:
     def run(self, jobs: Sequence[generator_pb2.GenerationJob]) -> Iterator[Progress]:
         for job in jobs:
             self.validate(job)
+            if job.bucket and job.bucket != self.store.bucket:
+                log.warning("job asks for bucket %r; this generator writes to %r",
+                            job.bucket, self.store.bucket)
         plans = [plan for job in jobs for plan in plan_shards(job)]
         total = sum(p.count for p in plans)
         done = 0

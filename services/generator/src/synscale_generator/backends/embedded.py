@@ -38,9 +38,17 @@ def check_embedded(settings: BackendSettings) -> None:
     if settings.model_path and not Path(settings.model_path).expanduser().exists():
         raise PreconditionFailed(f"generator.model_path: embedded weights {settings.model_path} do not exist")
     eta = settings.number("eta", 1.0)
-    if eta < 0:
-        raise InvalidInput("generator.options.eta", f"must be >= 0, got {eta}")
+    if not 0 <= eta <= 1:
+        raise InvalidInput("generator.options.eta", f"must be within [0, 1], got {eta}")
     _embedded_class()
+    from synscale_generator.embedded.weights import DEFAULT_WEIGHTS
+
+    weights = Path(settings.model_path).expanduser() if settings.model_path else DEFAULT_WEIGHTS
+    if weights.is_dir():
+        weights = weights / DEFAULT_WEIGHTS.name
+    if not weights.is_file():
+        raise PreconditionFailed(f"generator.model_path: no embedded T2I weights at {weights}; train them "
+                                 "with `synscale embedded train-generator`")
 
 
 class EmbeddedAdapter:
