@@ -29,6 +29,7 @@ from synscale_analyzer.model import (
     EvalRecord,
     RunRecord,
 )
+from synscale_analyzer.plan import study_classes
 
 CLASSES = (("c0", "alpha"), ("c1", "beta"), ("c2", "gamma"), ("c3", "delta"), ("c4", "epsilon"))
 
@@ -137,7 +138,7 @@ def fake_providers(log: FakeLog, shard_size: int = 8) -> dict[str, object]:
         def handle(m: Message) -> None:
             sub = study_pb2.StudySubmission.FromString(m.value)
             spec = parse_study(sub.spec_yaml)
-            classes = spec.classes.ids or []
+            classes = [cid for cid, _ in study_classes(spec)]
             for g in spec.generators:
                 for strat in spec.strategies:
                     for k, cid in enumerate(classes):
@@ -182,7 +183,8 @@ def fake_providers(log: FakeLog, shard_size: int = 8) -> dict[str, object]:
             cell = job.cell
             prefix = ids.cell_prefix(job.study_id, cell.generator, cell.cfg, cell.strategy)
             images = sum(len(list(iter_shard(ctx.store.get(o.key)))) for o in ctx.store.list(prefix))
-            if images < len(spec.classes.ids or []) * spec.max_images_per_class:
+            classes = [cid for cid, _ in study_classes(spec)]
+            if images < len(classes) * spec.max_images_per_class:
                 return  # the cell is not complete yet
             json_key = ids.score_key(job.study_id, cell.generator, cell.cfg, cell.strategy, "scores.json")
             if ctx.store.exists(json_key):
@@ -195,7 +197,7 @@ def fake_providers(log: FakeLog, shard_size: int = 8) -> dict[str, object]:
                 classes = [scorer_pb2.ClassScore(class_id=cid, n=spec.max_images_per_class,
                                                  f1=0.4 + 0.2 * k - 0.05 * i,
                                                  diversity_std=0.6 - 0.1 * i + 0.02 * k, fid=nan, lpips=nan)
-                           for k, cid in enumerate(spec.classes.ids or [])]
+                           for k, cid in enumerate(classes)]
                 result = scorer_pb2.ScoreResult(
                     study_id=job.study_id, cell=cell, classes=classes,
                     macro_f1=float(np.mean([c.f1 for c in classes])),
@@ -230,7 +232,7 @@ def fake_providers(log: FakeLog, shard_size: int = 8) -> dict[str, object]:
                 for j, es in enumerate(job.eval_sets):
                     a = alpha * (1.0 if j == 0 else 0.6)
                     per_class = {cid: 1 - min(0.95, amp * n ** (-a * (0.6 + 0.3 * k)))
-                                 for k, cid in enumerate(spec.classes.ids or [])}
+                                 for k, (cid, _) in enumerate(study_classes(spec))}
                     err = min(0.95, amp * n ** (-a) * (1 + 0.03 * _jitter(job.run_id, es)))
                     evals.append(trainer_pb2.EvalMetrics(set_name=es, top1=1 - err, loss=2 * err,
                                                          per_class=per_class, n=100))

@@ -126,7 +126,7 @@ def test_interrupted_and_resumed_study_equals_a_straight_run(
 
     log, providers = fakes()
     stops = []
-    for budget in (100, 60):  # stop twice part-way, each time with a fresh runner (a new process)
+    for budget in (60, 40):  # stop twice part-way, each time with a fresh runner (a new process)
         out = run_study(toy_spec, tmp_path / "resumed", providers=providers, progress=False,
                         max_messages=budget)
         stops.append((out.state, len(log.runs_trained)))

@@ -220,7 +220,7 @@ class Orchestrator:
             st.launched &= set(st.results)
             self._event(st, "submitted", f"{len(st.cells)} cells, {len(st.runs)} runs planned")
             for stage in ("generation", "scoring", "training"):
-                self._event(st, stage, "resumed" if st.results or st.images()[0] else "waiting")
+                self._event(st, stage, "")  # every bar starts with its total
             self._advance(st)
             if st.report is not None:  # already finished: say so again for whoever waits
                 self._announce_report(st)

@@ -103,6 +103,11 @@ class EmbeddedRunner:
                 break
             moved = 0
             for c in self.consumers:
+                if c.name.startswith("listener:"):
+                    # Observers (progress bars) see every event as it happens; they do no work
+                    # and do not count towards max_messages or quiescence.
+                    c.worker.run(idle_timeout_s=0.0, poll_timeout_s=0.0)
+                    continue
                 budget = per_turn
                 if max_messages is not None:
                     budget = min(budget, max_messages - result.handled)
