@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from synscale_analyzer.analysis import Analysis, Series
 
@@ -55,14 +55,18 @@ def _curve(ax: Axes, s: Series, color: object, label: str, style: str = "-", ban
 def _loglog(ax: Axes, title: str, ylabel: str) -> None:
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    plain = FuncFormatter(lambda v, _: f"{v:.2g}")
     ax.yaxis.set_major_formatter(plain)
-    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1.2, 0.5)))
+    ax.autoscale_view()
+    lo, hi = ax.get_ylim()
+    # Within one decade the only ticks are minor ones: label them, plainly; across decades
+    # the decade labels suffice and minor labels would overlap.
+    ax.yaxis.set_minor_formatter(plain if lo > 0 and hi / lo < 10 else NullFormatter())
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("images per class (N)", fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
     ax.grid(True, which="both", alpha=0.25)
-    ax.tick_params(labelsize=7)
+    ax.tick_params(which="both", labelsize=7)
     ax.legend(fontsize=6, loc="best")
 
 
@@ -159,7 +163,7 @@ def slope_chart(analysis: Analysis) -> bytes | None:
     ax.set_title(f"Slopes on {analysis.input.id_set} (black: real, blue: synthetic, green: mixed)",
                  fontsize=9)
     ax.axvline(0, color="grey", lw=0.6)
-    ax.tick_params(labelsize=7)
+    ax.tick_params(which="both", labelsize=7)
     return to_png(fig)
 
 
@@ -185,7 +189,7 @@ def quality_diversity(analysis: Analysis) -> bytes | None:
     ax.set_title("Recognizability vs diversity per cell (labels: CFG)", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(True, alpha=0.25)
-    ax.tick_params(labelsize=7)
+    ax.tick_params(which="both", labelsize=7)
     return to_png(fig)
 
 
@@ -208,7 +212,7 @@ def class_scalability(analysis: Analysis) -> bytes | None:
         ax.set_xlabel(f"per-class {name}" + (" (F1)" if attr == "f1" else " (feature std)"), fontsize=8)
         ax.set_ylabel("per-class scaling ability α", fontsize=8)
         ax.grid(True, alpha=0.25)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(which="both", labelsize=7)
     for c, col in colors.items():
         fig.axes[0].scatter([], [], color=col, label=f"CFG {c:g}")
     fig.axes[0].legend(fontsize=6)
