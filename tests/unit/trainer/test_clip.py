@@ -45,6 +45,7 @@ def test_zero_shot_head_averages_the_80_templates() -> None:
     assert logits.shape == (4, 3)
 
 
+@pytest.mark.slow
 def test_tiny_clip_loss_decreases(
     cell_store: FileStore,
     options: TrainOptions,
