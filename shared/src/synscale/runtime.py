@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from synscale.bus.base import Bus, Message, RetryPolicy
+from synscale.bus.base import Bus, ConsumerOptions, Message, RetryPolicy
 from synscale.config import RuntimeConfig, Topics
 from synscale.store.base import ObjectStore
 
@@ -33,3 +33,4 @@ class Subscription:
     group: str
     handler: Callable[[Message], None]
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    options: ConsumerOptions = field(default_factory=ConsumerOptions)

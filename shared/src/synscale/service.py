@@ -198,7 +198,7 @@ class ServiceProcess:
         for i in range(self.settings.workers):
             worker = ctx.bus.subscribe(
                 topics, sub.group, metrics.instrument(sub.handler, sub.retry, self.name),
-                retry=sub.retry)
+                retry=sub.retry, options=sub.options)
             thread = threading.Thread(target=self._run_worker, args=(worker,),
                                       name=f"{sub.group}-{i}", daemon=True)
             self._workers.append(worker)

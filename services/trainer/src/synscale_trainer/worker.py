@@ -13,7 +13,7 @@ import logging
 
 from google.protobuf.message import DecodeError
 
-from synscale.bus.base import Message, PoisonMessage, RetryPolicy
+from synscale.bus.base import ConsumerOptions, Message, PoisonMessage, RetryPolicy
 from synscale.errors import InvalidInput, PreconditionFailed
 from synscale.runtime import ServiceContext, Subscription
 from synscale.v1 import trainer_pb2
@@ -64,5 +64,10 @@ class TrainingJobHandler:
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
     handler = TrainingJobHandler(ctx, manager_for(ctx))
     return [
-        Subscription(("training-jobs",), GROUP, handler, RetryPolicy(max_attempts=3, initial_backoff_s=1.0))
+        Subscription(
+            ("training-jobs",), GROUP, handler, RetryPolicy(max_attempts=3, initial_backoff_s=1.0),
+            # One run at a time, and a poll interval longer than any run, so Kafka never
+            # evicts a busy trainer and hands its job to a second one.
+            ConsumerOptions(max_poll_records=1, max_poll_interval_s=6 * 3600),
+        )
     ]

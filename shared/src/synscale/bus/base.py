@@ -49,6 +49,15 @@ class Message:
 Handler = Callable[[Message], None]
 
 
+@dataclass(frozen=True)
+class ConsumerOptions:
+    """How a group member fetches: long handlers (training runs) want one record at a time
+    and a poll interval longer than the handler, or Kafka evicts them and redelivers."""
+
+    max_poll_records: int = 100
+    max_poll_interval_s: float = 600.0
+
+
 class PoisonMessage(BusError):
     """Raised by a handler for input that can never succeed: dead-lettered without retries."""
 
@@ -101,6 +110,7 @@ class Bus(ABC):
     def subscribe(
         self, topics: Sequence[str], group: str, handler: Handler, *,
         retry: RetryPolicy | None = None, dead_letters: bool = True,
+        options: ConsumerOptions | None = None,
     ) -> Worker:
         """A worker that feeds the group's share of `topics` to `handler`."""
 

@@ -11,7 +11,17 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
-from synscale.bus.base import Bus, BusError, BusUnavailable, Handler, Message, RetryPolicy, Worker, as_key
+from synscale.bus.base import (
+    Bus,
+    BusError,
+    BusUnavailable,
+    ConsumerOptions,
+    Handler,
+    Message,
+    RetryPolicy,
+    Worker,
+    as_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +103,10 @@ class KafkaBus(Bus):
         except KafkaError as exc:
             raise BusUnavailable(f"flush to {self.bootstrap_servers} failed: {exc}") from exc
 
-    def subscribe(self, topics, group, handler, *, retry=None, dead_letters=True):  # type: ignore[no-untyped-def]
+    def subscribe(self, topics, group, handler, *, retry=None, dead_letters=True, options=None):  # type: ignore[no-untyped-def]
         for t in topics:
             self.ensure_topic(t)
-        return KafkaWorker(self, topics, group, handler, retry, dead_letters)
+        return KafkaWorker(self, topics, group, handler, retry, dead_letters, options or ConsumerOptions())
 
     def close(self) -> None:
         try:
@@ -110,16 +120,16 @@ class KafkaWorker(Worker):
     bus: KafkaBus
 
     def __init__(self, bus: KafkaBus, topics: Sequence[str], group: str, handler: Handler,
-                 retry: RetryPolicy | None, dead_letters: bool, max_poll_records: int = 100) -> None:
+                 retry: RetryPolicy | None, dead_letters: bool, options: ConsumerOptions) -> None:
         super().__init__(bus, topics, group, handler, retry, dead_letters)
         try:
             self.consumer = KafkaConsumer(
                 *topics, bootstrap_servers=bus.bootstrap_servers, group_id=group,
                 client_id=f"{bus.client_id}-{group}", enable_auto_commit=False,
-                auto_offset_reset="earliest", max_poll_records=max_poll_records,
+                auto_offset_reset="earliest", max_poll_records=options.max_poll_records,
                 session_timeout_ms=bus.session_timeout_ms,
                 heartbeat_interval_ms=max(100, bus.session_timeout_ms // 4),
-                max_poll_interval_ms=600_000,
+                max_poll_interval_ms=int(options.max_poll_interval_s * 1000),
             )
         except KafkaError as exc:
             raise BusUnavailable(f"no Kafka broker answers at {bus.bootstrap_servers}: {exc}") from None

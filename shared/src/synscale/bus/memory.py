@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from kafka.partitioner.default import murmur2
 
-from synscale.bus.base import Bus, BusError, Handler, Message, RetryPolicy, Worker, as_key
+from synscale.bus.base import Bus, BusError, ConsumerOptions, Handler, Message, RetryPolicy, Worker, as_key
 
 
 def partition_for(key: bytes | None, partitions: int, counter: itertools.count) -> int:
@@ -70,10 +70,11 @@ class MemoryBus(Bus):
             )
 
     # -- groups ----------------------------------------------------------------------
-    def subscribe(self, topics, group, handler, *, retry=None, dead_letters=True):  # type: ignore[no-untyped-def]
+    def subscribe(self, topics, group, handler, *, retry=None, dead_letters=True, options=None):  # type: ignore[no-untyped-def]
         for t in topics:
             self.ensure_topic(t)
         worker = MemoryWorker(self, topics, group, handler, retry, dead_letters)
+        worker.max_records = (options or ConsumerOptions()).max_poll_records
         with self._cond:
             self._members.setdefault(group, []).append(worker)
             self._generation[group] = self._generation.get(group, 0) + 1

@@ -83,7 +83,7 @@ class EmbeddedRunner:
 
     def _subscribe(self, owner: str, sub: Subscription) -> None:
         physical = [self.topics.name(t) for t in sub.topics]
-        worker = self.bus.subscribe(physical, sub.group, sub.handler, retry=sub.retry)
+        worker = self.bus.subscribe(physical, sub.group, sub.handler, retry=sub.retry, options=sub.options)
         self.consumers.append(_Consumer(f"{owner}:{sub.group}", worker))
 
     def pump(
