@@ -143,6 +143,12 @@ def test_interrupted_and_resumed_study_equals_a_straight_run(
     assert set(log.runs_trained) == set(straight_log.runs_trained)
     assert len(log.runs_trained) == 27
 
+    # Running a finished study again redoes nothing and reports at once.
+    again = run_study(toy_spec, tmp_path / "resumed", providers=providers, progress=False)
+    assert again.state == "done" and again.report_json == resumed.report_json
+    assert max(log.runs_trained.values()) == 1 and max(log.shards_written.values()) == 1
+    assert again.pump.per_consumer["trainer:trainer"] == 0
+
 
 def test_cancel_stops_launching(tmp_path: Path, toy_spec: StudySpec) -> None:
     ctx, bus = make_ctx(tmp_path)

@@ -137,6 +137,8 @@ class Orchestrator:
                     spec = self._stored_spec(study_id)
                 st = self._rebuild(spec)
                 self._studies[study_id] = st
+                if st.report is not None:  # finished before this process started: say so
+                    self._announce_report(st)
             return st
 
     def _stored_spec(self, study_id: str) -> StudySpec:
@@ -290,7 +292,7 @@ class Orchestrator:
                                               content_type="application/json")
                 st.launched.add(run.run_id)
             self._event(st, "training", f"launched {len(ready)} run(s)")
-        if st.report is None and st.complete():
+        if st.report is None and not st.error and st.complete():
             self._finish(st)
         self._changed.notify_all()
 
