@@ -224,7 +224,8 @@ def sample_grid(
     per_cell: int,
 ) -> bytes:
     """Rows = classes, columns = (CFG, strategy); `per_cell` images side by side in each cell."""
-    fig = Figure(figsize=(max(2.0, 0.55 * per_cell * len(columns)) + 1.0, 0.6 * len(rows) + 0.8))
+    height = 0.6 * len(rows) + 0.8
+    fig = Figure(figsize=(max(2.0, 0.55 * per_cell * len(columns)) + 1.0, height))
     axes = fig.subplots(len(rows), len(columns), squeeze=False)
     for i, row in enumerate(rows):
         for j, col in enumerate(columns):
@@ -241,7 +242,7 @@ def sample_grid(
             for spine in ax.spines.values():
                 spine.set_linewidth(0.3)
     fig.suptitle(title, fontsize=9)
-    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    fig.subplots_adjust(wspace=0.05, hspace=0.05, top=1 - 0.55 / height, bottom=0.1 / height)
     return to_png(fig)
 
 
