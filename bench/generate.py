@@ -36,6 +36,7 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -98,7 +99,7 @@ class EmbeddedParts:
     eta: float
 
 
-def embedded_parts(weights_required: bool) -> EmbeddedParts:
+def embedded_parts(weights_required: bool, weights_path: str = "") -> EmbeddedParts:
     """The trained embedded model if its weights exist, else its architecture, random."""
     try:
         from synscale_generator.embedded.backend import EmbeddedBackend
@@ -110,10 +111,11 @@ def embedded_parts(weights_required: bool) -> EmbeddedParts:
         return _standin_parts()
     from synscale_generator.backends.embedded import EmbeddedAdapter
 
-    if DEFAULT_WEIGHTS.is_file():
-        inner, label = EmbeddedBackend(), f"embedded (trained weights {DEFAULT_WEIGHTS.name})"
+    weights = Path(weights_path) if weights_path else DEFAULT_WEIGHTS
+    if weights.is_file():
+        inner, label = EmbeddedBackend(weights), f"embedded (trained weights {weights})"
     elif weights_required:
-        raise SystemExit(f"no trained embedded weights at {DEFAULT_WEIGHTS}")
+        raise SystemExit(f"no trained embedded weights at {weights}")
     else:
         torch.manual_seed(0)
         model = LoadedModel(build_unet(ModelConfig()), ModelConfig(), ScheduleConfig(), {})
@@ -158,7 +160,7 @@ def naive_embedded(parts: EmbeddedParts, req: ImageRequest, cfg: float, steps: i
 
 
 def cpu_bench(args: argparse.Namespace) -> dict[str, Any]:
-    parts = embedded_parts(args.require_weights)
+    parts = embedded_parts(args.require_weights, args.weights)
     params = SamplingParams(args.cfg, args.steps)
     reqs = requests(args.images, "embedded")
     engine = Engine("cpu", default_batch_size=args.batch_size)
@@ -279,7 +281,8 @@ def gpu_bench(args: argparse.Namespace) -> dict[str, Any]:
     _sync(device)
     naive_rate = args.naive_images / (time.perf_counter() - start)
 
-    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else platform.processor()
+    name = (torch.cuda.get_device_name(device) if device.startswith("cuda")
+            else f"cpu ({platform.processor() or platform.machine()})")
     peak = bf16_peak(name, args.peak_tflops)
     forwards_per_s = engine_rate * steps * (2 if cfg > 1 else 1)
     achieved = forwards_per_s * SD15_TFLOP_PER_FORWARD * (res / 512) ** 2  # nominal figure is at 512^2
@@ -305,7 +308,17 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _quiet() -> None:
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for module in (diffusers_logging, transformers_logging):
+        module.set_verbosity_error()
+        module.disable_progress_bar()
+
+
 def main() -> None:
+    _quiet()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gpu-sd15", action="store_true", help="SD-1.5-shaped pipeline on CUDA")
     p.add_argument("--images", type=int, default=None, help="images through the engine")
@@ -314,6 +327,7 @@ def main() -> None:
     p.add_argument("--cfg", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--require-weights", action="store_true", help="fail unless trained weights exist")
+    p.add_argument("--weights", default="", help="embedded weights file (default: the committed one)")
     p.add_argument("--resolution", type=int, default=512, help="--gpu-sd15 image size")
     p.add_argument("--device", default="", help="--gpu-sd15 device (cpu only to smoke-test the code path)")
     p.add_argument("--dtype", default="", help="--gpu-sd15 dtype (default bfloat16 on CUDA)")

@@ -186,8 +186,11 @@ def shard_ready(ref: common_pb2.ShardRef, reannounced: bool) -> generator_pb2.Sh
     return generator_pb2.ShardReady(shard=ref, reannounced=reannounced)
 
 
-def sample_grid(rows: Sequence[Sequence[bytes]], pad: int = 2, scale: int = 1) -> Image.Image:
-    """A grid PNG of decoded samples: one row per class (or cell), columns as given."""
+def sample_grid(rows: Sequence[Sequence[bytes]], pad: int = 2, scale: int = 1, block: int = 0) -> Image.Image:
+    """A grid of decoded samples: one row per class, columns as given.
+
+    `block` > 0 widens the gap after every `block` columns (one block per CFG value).
+    """
     images = [[decode_png(png) for png in row] for row in rows]
     cells = [im for row in images for im in row]
     if not cells:
@@ -195,19 +198,24 @@ def sample_grid(rows: Sequence[Sequence[bytes]], pad: int = 2, scale: int = 1) -
     w = max(im.width for im in cells) * scale
     h = max(im.height for im in cells) * scale
     cols = max(len(row) for row in images)
+    gap = 3 * pad if block else pad
+
+    def x_of(c: int) -> int:
+        return pad + c * (w + pad) + (c // block) * (gap - pad if block else 0)
+
     mode = "L" if all(im.mode == "L" for im in cells) else "RGB"
     white = 255 if mode == "L" else (255, 255, 255)
-    grid = Image.new(mode, (cols * (w + pad) + pad, len(images) * (h + pad) + pad), color=white)
+    grid = Image.new(mode, (x_of(cols - 1) + w + pad, len(images) * (h + pad) + pad), color=white)
     for r, row in enumerate(images):
         for c, im in enumerate(row):
             tile = im.convert(mode).resize((w, h), Image.Resampling.NEAREST)
-            grid.paste(tile, (pad + c * (w + pad), pad + r * (h + pad)))
+            grid.paste(tile, (x_of(c), pad + r * (h + pad)))
     return grid
 
 
-def grid_png(rows: Sequence[Sequence[bytes]], scale: int = 1) -> bytes:
+def grid_png(rows: Sequence[Sequence[bytes]], scale: int = 1, block: int = 0) -> bytes:
     buf = io.BytesIO()
-    sample_grid(rows, scale=scale).save(buf, format="PNG")
+    sample_grid(rows, scale=scale, block=block).save(buf, format="PNG")
     return buf.getvalue()
 
 

@@ -110,6 +110,9 @@ class DiffusersBackend:
 
     def _load(self, settings: BackendSettings) -> Any:
         import diffusers
+        from diffusers.utils import logging as diffusers_logging
+
+        diffusers_logging.disable_progress_bar()  # a service log is no terminal
 
         index = read_model_index(settings.model_path, settings.backend)
         kwargs: dict[str, Any] = {"dtype": torch_dtype(settings.dtype)}
