@@ -1,0 +1,260 @@
+"""What scoring one cell means: its classes, how many images each should have, the samples.
+
+A `CellPlan` is derived from the study spec (worker, gRPC with a stored study) or from the
+shards themselves (CLI on local files). Everything sampled is a pure function of the plan,
+so any scorer instance computing a shard's partial picks the same images:
+
+- per-class FID uses the images with index < fid_samples_per_class (images are i.i.d.
+  draws from per-index seeds, so the first K are an unbiased sample at a fixed count);
+- LPIPS uses `lpips_pairs` distinct pairs drawn from 0..N-1 by an RNG seeded with
+  (study, generator, strategy, class) — CFG is left out so every CFG of a strategy is
+  measured on the same pairs of seeds (paired comparison, like the image seeds).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from synscale import ids
+from synscale.datasets import fashion_mnist
+from synscale.errors import InvalidInput, PreconditionFailed
+from synscale.study import ScoringSpec, StudySpec
+
+
+@dataclass(frozen=True)
+class Cell:
+    generator: str
+    cfg: float
+    strategy: str
+
+    @classmethod
+    def parse(cls, text: str) -> Cell:
+        """`<generator>/<cfg>/<strategy>`; cfg as `2`, `7.5` or `cfg7.5`."""
+        parts = text.split("/")
+        if len(parts) != 3 or not all(parts):
+            raise InvalidInput("cell", f"expected <generator>/<cfg>/<strategy>, got {text!r}")
+        try:
+            cfg = float(parts[1].removeprefix("cfg"))
+        except ValueError:
+            raise InvalidInput("cell", f"cfg {parts[1]!r} is not a number") from None
+        return cls(parts[0], cfg, parts[2])
+
+    @classmethod
+    def of(cls, cell: Any) -> Cell:
+        """From a synscale.v1 CellId."""
+        if not cell.generator or not cell.strategy:
+            raise InvalidInput("cell", "generator and strategy are required")
+        return cls(cell.generator, float(cell.cfg), cell.strategy)
+
+    def proto(self) -> Any:
+        from synscale.v1 import common_pb2
+
+        return common_pb2.CellId(generator=self.generator, cfg=self.cfg, strategy=self.strategy)
+
+    def __str__(self) -> str:
+        return f"{self.generator}/{ids.format_cfg(self.cfg)}/{self.strategy}"
+
+
+def _env_int(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key, "")
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInput(key, f"must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """Which metrics run and their sample sizes (study `scoring:` plus scorer settings)."""
+
+    recognizability: bool = True
+    diversity: bool = True
+    fid: bool = True
+    lpips: bool = True
+    lpips_pairs: int = 64
+    fid_samples_per_class: int = 100
+    lpips_net: str = "alex"
+    lpips_min_size: int = 64
+    kid_max_rows: int = 2000
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    batch_size: int = 64
+    rows_threshold: int = 0  # a partial keeps raw feature rows up to this count (0: 2 x dim)
+    max_problems: int = 100  # problems listed in scores.json (all are counted)
+
+    def __post_init__(self) -> None:
+        for f in ("lpips_pairs", "kid_max_rows", "kid_subsets", "rows_threshold", "max_problems"):
+            if getattr(self, f) < 0:
+                raise InvalidInput(f"scoring.{f}", f"must be >= 0, got {getattr(self, f)}")
+        for f in ("fid_samples_per_class", "batch_size", "kid_subset_size", "lpips_min_size"):
+            if getattr(self, f) < 1:
+                raise InvalidInput(f"scoring.{f}", f"must be >= 1, got {getattr(self, f)}")
+        if self.lpips_net not in ("alex", "vgg"):
+            raise InvalidInput("scoring.lpips_net", f"must be 'alex' or 'vgg', got {self.lpips_net!r}")
+
+    @classmethod
+    def from_spec(cls, spec: ScoringSpec | None, env: Mapping[str, str] | None = None) -> ScoringOptions:
+        """Study settings, then deployment settings from SYNSCALE_SCORER_<FIELD> variables."""
+        base = cls() if spec is None else cls(
+            recognizability=spec.recognizability, diversity=spec.diversity, fid=spec.fid,
+            lpips=spec.lpips, lpips_pairs=spec.lpips_pairs,
+            fid_samples_per_class=spec.fid_samples_per_class,
+        )
+        env = dict(os.environ if env is None else env)
+        updates: dict[str, Any] = {}
+        for f in fields(cls):
+            key = f"SYNSCALE_SCORER_{f.name.upper()}"
+            if key not in env:
+                continue
+            if f.type in ("str", str):
+                updates[f.name] = env[key]
+            elif f.type in ("bool", bool):
+                updates[f.name] = env[key].strip().lower() in {"1", "true", "yes", "on"}
+            else:
+                updates[f.name] = _env_int(env, key, getattr(base, f.name))
+        return replace(base, **updates)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class ClassList:
+    ids: tuple[str, ...]
+    names: tuple[str, ...]
+    set: str = "fashion-mnist"
+
+
+def resolve_classes(spec: StudySpec) -> ClassList:
+    """The study's classes in the set's own order (restricting keeps dataset order)."""
+    c = spec.classes
+    if c.set == "fashion-mnist":
+        ids_, names = fashion_mnist.CLASS_IDS, fashion_mnist.CLASS_NAMES
+    elif c.set == "imagenet":
+        from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+        from synscale_scorer.reference.imagenet import imagenet_wnids
+
+        ids_, names = imagenet_wnids(), tuple(IMAGENET_CLASSNAMES)
+    elif c.custom:
+        ids_, names = tuple(e.id for e in c.custom), tuple(e.name for e in c.custom)
+    else:
+        try:
+            from synscale_prompter.classes import class_set_for_spec
+        except ImportError:
+            raise PreconditionFailed(
+                "classes.file needs the prompter package to read custom class files"
+            ) from None
+        cs = class_set_for_spec(c)
+        return ClassList(tuple(x.id for x in cs), tuple(x.name for x in cs), "custom")
+    if c.ids:
+        unknown = [i for i in c.ids if i not in ids_]
+        if unknown:
+            raise InvalidInput("classes.ids", f"unknown class ids {unknown[:5]} for set {c.set}")
+        keep = set(c.ids)
+        pairs = [(i, n) for i, n in zip(ids_, names, strict=True) if i in keep]
+        ids_, names = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+    return ClassList(tuple(ids_), tuple(names), c.set)
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    study_id: str
+    cell: Cell
+    class_ids: tuple[str, ...]
+    per_class: Mapping[str, int]  # expected images per class: indices 0..N-1
+    options: ScoringOptions = field(default_factory=ScoringOptions)
+    class_names: tuple[str, ...] = ()
+    class_set: str = "fashion-mnist"
+    image_mode: str | None = None  # None: the first image of each shard sets it
+    image_size: tuple[int, int] | None = None
+    real_set: str = "fashion-mnist"  # fashion-mnist | imagenet | none
+    real_path: str = ""
+    generator_backend: str = "embedded"
+
+    def __post_init__(self) -> None:
+        if len(set(self.class_ids)) != len(self.class_ids):
+            raise InvalidInput("classes", "class ids must be distinct")
+
+    @cached_property
+    def labels(self) -> dict[str, int]:
+        return {cid: i for i, cid in enumerate(self.class_ids)}
+
+    def label_of(self, class_id: str) -> int:
+        if class_id not in self.labels:
+            raise ValueError(f"class {class_id!r} is not one of the cell's classes")
+        return self.labels[class_id]
+
+    def expected(self, class_id: str) -> int:
+        return int(self.per_class.get(class_id, 0))
+
+    def fid_sample_size(self, class_id: str) -> int:
+        return min(self.options.fid_samples_per_class, self.expected(class_id))
+
+    def lpips_pairs(self, class_id: str) -> np.ndarray:
+        """(P, 2) image indices, i < j, distinct pairs; all pairs when there are few."""
+        return _pairs(self.study_id, self.cell.generator, self.cell.strategy, class_id,
+                      self.expected(class_id), self.options.lpips_pairs)
+
+    def lpips_members(self, class_id: str) -> frozenset[int]:
+        return frozenset(int(i) for i in np.unique(self.lpips_pairs(class_id)))
+
+    def key(self, name: str) -> str:
+        return ids.score_key(self.study_id, self.cell.generator, self.cell.cfg, self.cell.strategy, name)
+
+
+_PAIR_CACHE: dict[tuple[Any, ...], np.ndarray] = {}
+
+
+def _pairs(study: str, generator: str, strategy: str, class_id: str, n: int, count: int) -> np.ndarray:
+    key = (study, generator, strategy, class_id, n, count)
+    if key in _PAIR_CACHE:
+        return _PAIR_CACHE[key]
+    if n < 2 or count == 0:
+        out = np.zeros((0, 2), dtype=np.int64)
+    elif n * (n - 1) // 2 <= count:
+        i, j = np.triu_indices(n, k=1)
+        out = np.stack([i, j], axis=1).astype(np.int64)
+    else:
+        rng = np.random.default_rng(int(ids.digest(study, generator, strategy, class_id, "lpips"), 16))
+        chosen: dict[tuple[int, int], None] = {}
+        while len(chosen) < count:
+            a, b = (int(v) for v in rng.integers(0, n, size=2))
+            if a != b:
+                chosen.setdefault((min(a, b), max(a, b)), None)
+        out = np.array(sorted(chosen), dtype=np.int64)
+    if len(_PAIR_CACHE) > 4096:
+        _PAIR_CACHE.clear()
+    _PAIR_CACHE[key] = out
+    return out
+
+
+def plan_from_spec(spec: StudySpec, study_id: str, cell: Cell,
+                   env: Mapping[str, str] | None = None) -> CellPlan:
+    """The plan of a cell of a stored study: images per class = max(images_per_class)."""
+    gens = {g.name: g for g in spec.generators}
+    if cell.generator not in gens:
+        raise InvalidInput("cell.generator", f"{cell.generator!r} is not a generator of study {study_id}")
+    gen = gens[cell.generator]
+    if not any(abs(c - cell.cfg) < 1e-9 for c in gen.cfg):
+        raise InvalidInput("cell.cfg", f"{cell.cfg:g} is not in {cell.generator}'s CFG grid {gen.cfg}")
+    if cell.strategy not in spec.strategies:
+        raise InvalidInput("cell.strategy", f"{cell.strategy!r} is not a strategy of study {study_id}")
+    classes = resolve_classes(spec)
+    n = spec.max_images_per_class
+    mode = "L" if gen.backend == "embedded" else "RGB"
+    return CellPlan(
+        study_id=study_id, cell=cell, class_ids=classes.ids, class_names=classes.names,
+        class_set=classes.set, per_class=dict.fromkeys(classes.ids, n),
+        options=ScoringOptions.from_spec(spec.scoring, env), image_mode=mode,
+        image_size=(gen.resolution, gen.resolution), real_set=spec.real.set,
+        real_path=spec.real.path, generator_backend=gen.backend,
+    )
