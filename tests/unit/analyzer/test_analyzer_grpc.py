@@ -46,8 +46,8 @@ def test_bad_requests_name_the_problem(served) -> None:  # type: ignore[no-untyp
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_submit_watch_until_done_then_report(served, toy_spec: StudySpec) -> None:  # type: ignore[no-untyped-def]
-    runner, stub, _ = served
+def test_submit_watch_until_done_then_report(served, toy_spec: StudySpec, capsys) -> None:  # type: ignore[no-untyped-def]
+    runner, stub, address = served
     status = stub.SubmitStudy(study_pb2.SubmitStudyRequest(spec_yaml=toy_spec.to_yaml()))
     assert status.study_id == toy_spec.study_id and status.state == "running"
     with pytest.raises(grpc.RpcError) as err:
@@ -65,6 +65,11 @@ def test_submit_watch_until_done_then_report(served, toy_spec: StudySpec) -> Non
     assert [t.done for t in training] == sorted(t.done for t in training)
     report = stub.GetReport(study_pb2.StudyRef(study_id=toy_spec.study_id))
     assert runner.store.exists(report.html_key) and report.json_key.endswith("report.json")
+    capsys.readouterr()
+    assert main(["study", "watch", toy_spec.study_id, "--address", address]) == 0
+    assert f"study {toy_spec.study_id}: done" in capsys.readouterr().out
+    assert main(["study", "report", toy_spec.study_id, "--address", address]) == 0
+    assert report.html_key in capsys.readouterr().out
 
 
 def test_cancel_over_grpc_and_cli(served, toy_spec: StudySpec, capsys) -> None:  # type: ignore[no-untyped-def]
