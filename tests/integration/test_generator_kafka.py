@@ -65,8 +65,9 @@ def test_generation_jobs_over_kafka_and_minio(  # type: ignore[no-untyped-def]
     kafka_bus.flush()
 
     (sub,) = subscriptions(ctx)
+    assert sub.options.max_poll_records == 1
     worker = kafka_bus.subscribe([topics.name(t) for t in sub.topics], sub.group, sub.handler,
-                                 retry=sub.retry)
+                                 retry=sub.retry, options=sub.options)
     try:
         handled, deadline = 0, time.monotonic() + 120
         while handled < 4 and time.monotonic() < deadline:

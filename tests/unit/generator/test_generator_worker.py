@@ -28,7 +28,9 @@ def run_worker(ctx: ServiceContext, jobs: list[bytes]) -> int:
     assert sub.group == GROUP and sub.topics == ("generation-jobs",)
     for value in jobs:
         ctx.publish("generation-jobs", value, key=b"k")
-    worker = ctx.bus.subscribe([ctx.topics.name(t) for t in sub.topics], sub.group, sub.handler)
+    assert sub.options.max_poll_records == 1
+    worker = ctx.bus.subscribe([ctx.topics.name(t) for t in sub.topics], sub.group, sub.handler,
+                               retry=sub.retry, options=sub.options)
     return worker.run(max_messages=len(jobs), idle_timeout_s=1.0)
 
 

@@ -1,10 +1,11 @@
 """Kafka worker: GenerationJobs in (group "generator"), shards + ShardReady events out.
 
 Every member of the "generator" consumer group takes a share of the generation-jobs
-partitions, so another process (or pod) adds throughput. The bus commits a message only
-after the handler returned and what it published was flushed; the handler returns only
-after its shards are in the store, so a crash means redelivery, and the redelivered job
-finds its shards intact and re-announces them instead of generating again.
+partitions and fetches one job at a time, so another process (or pod) adds throughput.
+The bus commits a message only after the handler returned and what it published was
+flushed; the handler returns only after its shards are in the store, so a crash means
+redelivery, and the redelivered job finds its shards intact and re-announces them
+instead of generating again.
 
 Input that can never succeed (undecodable bytes, invalid fields, missing weights) raises
 PoisonMessage: the bus dead-letters it with the reason and the worker goes on. Other
@@ -18,7 +19,7 @@ import threading
 
 from google.protobuf.message import DecodeError
 
-from synscale.bus.base import Message, PoisonMessage
+from synscale.bus.base import ConsumerOptions, Message, PoisonMessage, RetryPolicy
 from synscale.errors import InvalidInput, PreconditionFailed
 from synscale.runtime import ServiceContext, Subscription
 from synscale.v1 import generator_pb2
@@ -77,4 +78,13 @@ class GenerationHandler:
 
 
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
-    return [Subscription((TOPIC,), GROUP, GenerationHandler(shared_runner(ctx)))]
+    return [
+        Subscription(
+            (TOPIC,), GROUP, GenerationHandler(shared_runner(ctx)),
+            RetryPolicy(max_attempts=3, initial_backoff_s=1.0),
+            # One job at a time (a job is seconds to minutes of sampling): a member never
+            # holds a backlog that idle members could take, and a poll interval longer than
+            # any job keeps Kafka from evicting a busy generator and redelivering its job.
+            ConsumerOptions(max_poll_records=1, max_poll_interval_s=2 * 3600),
+        )
+    ]
