@@ -50,13 +50,13 @@ def test_resize_matrix_rows_are_convex_weights() -> None:
 
 @pytest.fixture(scope="module")
 def images() -> torch.Tensor:
-    ims = real_images("tshirt", 4) + real_images("trouser", 4)
+    ims = real_images("tshirt", 3) + real_images("trouser", 3)
     return torch.from_numpy(np.stack(ims))[:, None]
 
 
 @pytest.fixture(scope="module")
 def features(images: torch.Tensor) -> np.ndarray:
-    return inception.InceptionFeatures(batch_size=8)(images).numpy()
+    return inception.InceptionFeatures(batch_size=6)(images).numpy()
 
 
 @pytest.mark.slow
@@ -64,7 +64,7 @@ def test_features_are_the_packaged_networks(images: torch.Tensor, features: np.n
     raw = torch.jit.load(str(inception.weights_path()), map_location="cpu").eval()
     with torch.inference_mode():
         expected = raw(inception.preprocess(images[:2])).numpy()
-    assert features.shape == (8, 2048)
+    assert features.shape == (6, 2048)
     np.testing.assert_allclose(features[:2], expected, rtol=1e-4, atol=1e-4)
 
 
@@ -73,15 +73,15 @@ def test_torchmetrics_with_our_extractor_equals_our_streamed_fid(images: torch.T
                                                                  features: np.ndarray) -> None:
     metric = FrechetInceptionDistance(feature=inception.InceptionFeatures(), reset_real_features=False)
     metric.set_dtype(torch.float64)
-    metric.update(images[:4], real=True)
-    metric.update(images[4:], real=False)
+    metric.update(images[:3], real=True)
+    metric.update(images[3:], real=False)
     theirs = float(metric.compute())
-    ours = frechet_distance(FeatureMoments.of_rows(features[:4]), FeatureMoments.of_rows(features[4:]))
+    ours = frechet_distance(FeatureMoments.of_rows(features[:3]), FeatureMoments.of_rows(features[3:]))
     assert theirs > 10
     assert abs(ours - theirs) / theirs < 1e-6
 
 
 @pytest.mark.slow
 def test_a_set_against_itself_is_about_zero(features: np.ndarray) -> None:
-    between = fid_of_rows(features[:4], features[4:])
-    assert abs(fid_of_rows(features, features)) < 1e-3 * between
+    # distances between different sets of these images are in the hundreds (test above)
+    assert abs(fid_of_rows(features, features)) < 1e-2

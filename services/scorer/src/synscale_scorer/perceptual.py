@@ -159,7 +159,9 @@ def build_lpips(net: str = "alex", trunk: dict[str, torch.Tensor] | None = None)
         warnings.simplefilter("ignore")  # torchvision's deprecation notice for pretrained=False
         model = lpips.LPIPS(pretrained=True, net=net, pnet_rand=True, verbose=False)
     model.net.load_state_dict(trunk, strict=True)
-    return model.eval().requires_grad_(False)
+    from synscale_scorer.reference.base import default_device
+
+    return model.eval().requires_grad_(False).to(default_device())
 
 
 def convert(sdist: Path, net: str, out: Path) -> Path:
@@ -228,9 +230,10 @@ def pairwise_lpips(
     min_size: int = 64,
 ) -> np.ndarray:
     """LPIPS distance for each (i, j) row of `pairs` over uint8 images (N, C, H, W)."""
-    x = to_lpips_input(images, min_size)
+    device = next(model.parameters()).device
+    x = to_lpips_input(images.to(device), min_size)
     out = []
     for start in range(0, len(pairs), batch):
-        p = torch.from_numpy(np.asarray(pairs[start : start + batch], dtype=np.int64))
-        out.append(model(x[p[:, 0]], x[p[:, 1]]).flatten().double().numpy())
+        p = torch.from_numpy(np.asarray(pairs[start : start + batch], dtype=np.int64)).to(device)
+        out.append(model(x[p[:, 0]], x[p[:, 1]]).flatten().double().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)

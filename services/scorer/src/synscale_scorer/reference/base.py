@@ -26,6 +26,16 @@ class Reference(Protocol):
         ...
 
 
+def default_device() -> torch.device:
+    """SYNSCALE_SCORER_DEVICE, else CUDA when present, else CPU (scoring is GPU work)."""
+    import os
+
+    name = os.environ.get("SYNSCALE_SCORER_DEVICE", "")
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def columns_for(reference: Reference, class_ids: Sequence[str]) -> list[int]:
     """Reference logit column of each study class; a class it cannot name is an error."""
     index = {cid: i for i, cid in enumerate(reference.class_ids)}

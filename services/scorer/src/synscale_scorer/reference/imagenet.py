@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from synscale.errors import InvalidInput, PreconditionFailed
-from synscale_scorer.reference.base import to_unit_range
+from synscale_scorer.reference.base import default_device, to_unit_range
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -69,11 +69,12 @@ class ClassifierReference:
         mean: Sequence[float], std: Sequence[float],
     ) -> None:
         self.name = name
-        self.model = model.eval()
+        self.device = default_device()
+        self.model = model.eval().to(self.device)
         self.class_ids = tuple(class_ids)
         self.input_size = input_size
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1).to(self.device)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1).to(self.device)
         head = _last_linear(model)
         self.feature_dim = head.in_features
         if head.out_features != len(self.class_ids):
@@ -85,13 +86,13 @@ class ClassifierReference:
         head.register_forward_hook(lambda _m, inp, _out: self._captured.append(inp[0]))
 
     def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = (to_unit_range(images, channels=3, size=self.input_size) - self.mean) / self.std
+        x = (to_unit_range(images.to(self.device), channels=3, size=self.input_size) - self.mean) / self.std
         with torch.inference_mode():
             self._captured.clear()
             logits = self.model(x)
             feats = self._captured[-1].flatten(1)
             self._captured.clear()
-        return logits, feats
+        return logits.cpu(), feats.cpu()
 
 
 def torchvision_reference(arch: str, weights: Path | None, class_ids: Sequence[str] | None = None,
@@ -137,28 +138,29 @@ class OpenClipReference:
         if len(class_ids) != len(class_names):
             raise InvalidInput("class_names", "needs one name per class id")
         self.name = name
-        self.model = model.eval()
+        self.device = default_device()
+        self.model = model.eval().to(self.device)
         self.class_ids = tuple(class_ids)
         visual: Any = model.visual
         size = visual.image_size
         self.input_size = int(size[0] if isinstance(size, tuple | list) else size)
         mean = getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
         std = getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1).to(self.device)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1).to(self.device)
         chosen = list(templates) if templates is not None else list(OPENAI_IMAGENET_TEMPLATES)
         with torch.inference_mode():
             self.classifier = open_clip.build_zero_shot_classifier(
-                model, tokenizer, list(class_names), chosen, num_classes_per_batch=10, device="cpu"
+                model, tokenizer, list(class_names), chosen, num_classes_per_batch=10, device=self.device
             )
         self.feature_dim = int(self.classifier.shape[0])
 
     def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = (to_unit_range(images, channels=3, size=self.input_size) - self.mean) / self.std
+        x = (to_unit_range(images.to(self.device), channels=3, size=self.input_size) - self.mean) / self.std
         with torch.inference_mode():
-            emb = self.model.encode_image(x)
+            emb = self.model.encode_image(x).float()
             emb = emb / emb.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        return 100.0 * emb @ self.classifier, emb
+        return (100.0 * emb @ self.classifier.float()).cpu(), emb.cpu()
 
 
 def open_clip_reference(model_name: str, checkpoint: Path | None, class_ids: Sequence[str],
