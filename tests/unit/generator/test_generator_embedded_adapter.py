@@ -26,15 +26,16 @@ class RecordingEncoder(testing.HashTextEncoder):  # type: ignore[misc,name-defin
         return super().encode(prompts)
 
 
-def adapter(encoder: object | None = None) -> EmbeddedAdapter:
+def adapter(encoder: object | None = None, dtype: str = "") -> EmbeddedAdapter:
     from synscale_generator.embedded.backend import EmbeddedBackend
 
     inner = EmbeddedBackend(model=testing.tiny_model(0), encoder=encoder or testing.HashTextEncoder())
-    return EmbeddedAdapter(BackendSettings.create("embedded"), inner=inner)
+    return EmbeddedAdapter(BackendSettings.create("embedded", dtype=dtype), inner=inner)
 
 
-def test_embedded_image_is_identical_alone_and_in_a_mixed_batch() -> None:
-    backend, params = adapter(), SamplingParams(2.0, 3)
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_embedded_image_is_identical_alone_and_in_a_mixed_batch(dtype: str) -> None:
+    backend, params = adapter(dtype=dtype), SamplingParams(2.0, 3)
     requests = [ImageRequest(p, s) for p, s in [("T-shirt", 1), ("a photo of a bag", 2), ("coat", 3)]]
     engine = Engine("cpu", default_batch_size=4)
     alone = next(iter(engine.run(backend, params, [requests[1]]))).pngs[0].result()
@@ -54,3 +55,13 @@ def test_each_prompt_is_embedded_alone_before_the_batch() -> None:
 def test_embedded_makes_only_32_pixel_images() -> None:
     with pytest.raises(InvalidInput, match=r"generator\.resolution"):
         adapter().generate(["bag"], [1], cfg=1.0, steps=1, resolution=64)
+
+
+def test_bfloat16_autocast_changes_only_the_last_bits() -> None:
+    params = SamplingParams(2.0, 3)
+    request = [ImageRequest("a photo of a bag", 7)]
+    engine = Engine("cpu", default_batch_size=2)
+    full, half = (next(iter(engine.run(adapter(dtype=d), params, request, output_type="np"))).images[0]
+                  for d in ("float32", "bfloat16"))
+    assert not np.array_equal(full, half)  # bf16 really ran
+    assert np.abs(full - half).mean() < 0.05
