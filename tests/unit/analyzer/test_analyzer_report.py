@@ -55,6 +55,13 @@ def test_findings_state_the_numbers(analysis: Analysis) -> None:
     assert re.search(r"recognizability peaks in the middle .*best at CFG 2", text)
     assert "diversity falls" in text
     assert "OOD 'ood-a'" in text
+    assert "Caution" not in text  # low noise, five sizes: every interval excludes 0
+
+
+def test_findings_warn_when_slopes_are_indistinguishable_from_zero(make_input) -> None:  # type: ignore[no-untyped-def]
+    a = analyze(make_input(sizes=(8, 16, 32), seeds=(0,), noise=0.6, mix=0, cfgs=(1.0,), real_alpha=0.02,
+                           strategies=("classname",)))
+    assert any(f.startswith("Caution:") for f in a.findings)
 
 
 def test_findings_report_synthetic_overtaking_real(make_input) -> None:  # type: ignore[no-untyped-def]

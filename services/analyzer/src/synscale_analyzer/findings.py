@@ -53,6 +53,9 @@ def write_findings(analysis: Analysis) -> list[str]:
         out.append(_versus_real(synthetic, real, metric))
     if mixed and real is not None:
         out.append(_mixed(mixed, synthetic, real, metric))
+    caveat = _uncertain(synthetic + reals + mixed)
+    if caveat:
+        out.append(caveat)
     out += [t for t in (_cfg(tr) for tr in analysis.cfg_trends) if t]
     out += _ood(analysis)
     out += _per_class(analysis.pooled)
@@ -75,7 +78,7 @@ def _versus_real(synthetic: list[Series], real: Series, metric: str) -> str:
             continue
         cross = crossover(s.power_law, real.power_law)  # type: ignore[arg-type]
         if (cross is not None and math.isfinite(cross) and cross > s.max_n
-                and s.power_law.alpha > real.power_law.alpha):  # type: ignore[union-attr]
+                and s.power_law.alpha > max(real.power_law.alpha, 0.0)):  # type: ignore[union-attr]
             future.append((cross, s.key.label))
     if wins:
         return (f"Synthetic data beat real data at equal size in {len(wins)} of {len(synthetic)} "
@@ -87,6 +90,17 @@ def _versus_real(synthetic: list[Series], real: Series, metric: str) -> str:
                 f"(an extrapolation).")
     return (f"Real data have the lower {metric} at every size trained, and no synthetic cell scales "
             f"faster than real ({_a(real)}): under the fitted laws synthetic never catches up.")
+
+
+def _uncertain(series: list[Series]) -> str:
+    """Say so when the intervals cannot tell the slopes from zero (too few sizes or seeds)."""
+    with_ci = [s for s in series if all(math.isfinite(x) for x in s.power_law.alpha_ci)]  # type: ignore[union-attr]
+    flat = [s for s in with_ci if s.power_law.alpha_ci[0] <= 0.0 <= s.power_law.alpha_ci[1]]  # type: ignore[union-attr]
+    if not flat:
+        return ""
+    return (f"Caution: {len(flat)} of {len(with_ci)} slopes on this set are not distinguishable from 0 "
+            f"(their 95% interval contains 0); more sizes, larger N or more seeds are needed before "
+            f"reading the comparisons above as more than trends.")
 
 
 def _mixed(mixed: list[Series], synthetic: list[Series], real: Series, metric: str) -> str:
