@@ -121,6 +121,7 @@ class TrainingRecipe(_Strict):
 class EvaluationSpec(_Strict):
     id: str = "fashion-mnist-test"
     ood: list[str] = Field(default_factory=lambda: ["inverted", "rotated", "sketch", "noise", "rescaled"])
+    limit: int = Field(0, ge=0)  # evaluate on the first `limit` images of each set (0 = all)
 
 
 class AnalysisSpec(_Strict):
@@ -134,6 +135,7 @@ class PromptOptions(_Strict):
     word2sen_model: str = ""  # local transformers directory
     word2sen_k: int = Field(20, ge=1, le=1000)
     captioner_model: str = ""  # local image-to-text directory
+    captions_per_class: int = Field(20, ge=1, le=10_000)  # real images captioned per class
 
 
 class StudySpec(_Strict):
