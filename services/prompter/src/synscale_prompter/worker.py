@@ -67,7 +67,6 @@ class JobPlanner:
     bucket: str
     shard_size: int = 64
     cache: object = None  # ObjectStore for model outputs
-    captions_per_class: int = 20
 
     @cached_property
     def strategies(self) -> dict[str, Strategy]:
@@ -75,7 +74,7 @@ class JobPlanner:
         p = self.spec.prompts
         options = StrategyOptions(
             class_set=self.class_set.name, word2sen_model=p.word2sen_model, word2sen_k=p.word2sen_k,
-            captioner_model=p.captioner_model, captions_per_class=self.captions_per_class,
+            captioner_model=p.captioner_model, captions_per_class=p.captions_per_class,
             real_path=self.spec.real.path, cache=self.cache)
         return {s: prepare_strategy(s, self.class_set, options, field=f"strategies[{i}]")
                 for i, s in enumerate(self.spec.strategies)}
@@ -136,7 +135,7 @@ class SubmissionHandler:
         try:
             class_set = class_set_for_spec(spec.classes)
             planner = JobPlanner(spec, class_set, self.ctx.store.bucket, self.config.shard_size,
-                                 self.ctx.store, self.config.captions_per_class)
+                                 self.ctx.store)
             _ = planner.strategies  # fail now (poison) on a bad model path or missing gloss
         except InvalidInput as exc:
             raise PoisonMessage(f"study {spec.study_id}: {exc}") from None
