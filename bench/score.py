@@ -53,7 +53,8 @@ def best_time(fn: Callable[[], None]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--reps", type=int, default=3)

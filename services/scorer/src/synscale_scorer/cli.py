@@ -147,7 +147,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(scores.to_json().decode())
     else:
-        Console().print(rich_table(scores))
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=120)  # piped: rich would otherwise wrap at 80 columns
+        console.print(rich_table(scores))
         for note in scores.notes:
             print(f"note: {note}")
         for p in scores.problems[:10]:

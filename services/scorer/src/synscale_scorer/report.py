@@ -127,9 +127,10 @@ def rich_table(scores: CellScores) -> Any:
     """The per-class table for the terminal, with the cell's totals as the last row."""
     from rich.table import Table
 
-    title = (f"{scores.study_id} · {scores.cell} — {scores.scored} scored, {scores.skipped} skipped"
-             f" · KID {_fmt(scores.kid_mean)} ± {_fmt(scores.kid_std)}")
-    table = Table(title=title)
+    title = f"{scores.study_id} · {scores.cell} — {scores.scored} scored, {scores.skipped} skipped"
+    caption = (f"cell FID on {scores.fid_n} images · KID {_fmt(scores.kid_mean)} ± {_fmt(scores.kid_std)}"
+               f" · reference {scores.reference or '–'}")
+    table = Table(title=title, caption=caption)
     for col in TABLE_COLUMNS:
         table.add_column(col, justify="left" if col == "class" else "right")
     for c in scores.classes:

@@ -8,6 +8,7 @@ counts the image rows alive at any moment (what the streaming test asserts on).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -234,7 +235,7 @@ def score_samples(builder: PartialBuilder, samples: Iterable[Any]) -> ShardParti
         try:
             image, class_id, index = check_sample(builder.plan, sample.png, sample.meta, fmt)
         except ValueError as exc:
-            builder.problem(sample.key, str(exc))
+            builder.problem(sample.key, _stable(str(exc)))
             continue
         if (class_id, index) in seen:
             builder.problem(sample.key, f"duplicate image {class_id}#{index} in the shard")
@@ -256,3 +257,11 @@ def score_shard_bytes(plan: CellPlan, nets: Networks, data: bytes, shard: str, s
         log.warning("shard %s: %d sample(s) skipped, e.g. %s", shard, partial.skipped,
                     partial.problems[0]["reason"])
     return partial
+
+
+_ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
+
+
+def _stable(reason: str) -> str:
+    """Drop object addresses (PIL names its BytesIO) so a recomputed partial has the same bytes."""
+    return _ADDRESS.sub("<bytes>", reason)

@@ -108,10 +108,11 @@ def kernel_inception_distance(
 ) -> tuple[float, float]:
     """(KID mean, std) by torchmetrics' KernelInceptionDistance on bounded row samples.
 
-    The subset size shrinks to the smaller sample; torchmetrics draws subsets with the
-    global torch RNG, so it runs under a forked RNG seeded with `seed` (reproducible).
+    Subsets hold `subset_size` rows, at most half the smaller sample (so that subsets
+    differ and the std means something); torchmetrics draws them with the global torch
+    RNG, so it runs under a forked RNG seeded with `seed` (reproducible).
     """
-    n = min(len(real_rows), len(fake_rows))
+    n = min(len(real_rows), len(fake_rows)) // 2
     if n < 2:
         return float("nan"), float("nan")
     dim = int(real_rows.shape[1])
