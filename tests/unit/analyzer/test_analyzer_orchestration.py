@@ -189,3 +189,19 @@ def test_embedded_runner_reports_dead_letters(tmp_path: Path, toy_spec: StudySpe
         letters = runner.dead_letters()
         assert len(letters) == 1 and "RunResult" in letters[0][1]
     json.dumps(letters)
+
+
+def test_each_series_is_fitted_as_soon_as_it_is_complete(
+    tmp_path: Path, toy_spec: StudySpec, fakes,  # type: ignore[no-untyped-def]
+) -> None:
+    _, providers = fakes()
+    with EmbeddedRunner(tmp_path, providers) as runner:
+        submit_study(runner.ctx, toy_spec)
+        runner.pump()
+        events = [study_pb2.StudyEvent.FromString(v) for v in runner.messages("study-events")]
+    fits = [e.detail for e in events if e.stage == "fits"]
+    # real + 4 synthetic cells + 4 mixed: one slope each, each announced once
+    assert len(fits) == 9 and len(set(fits)) == 9
+    assert any(d.startswith("real (cnn): alpha = ") for d in fits)
+    real_alpha = float(next(d for d in fits if d.startswith("real")).split("= ")[1].split()[0])
+    assert 0.4 < real_alpha < 0.6  # the stand-in trainer's real error falls as N^-0.5

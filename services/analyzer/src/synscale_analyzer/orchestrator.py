@@ -267,7 +267,32 @@ class Orchestrator:
                 detail = result.run_id if result.status == "done" else f"{result.run_id} {result.status}: " \
                     f"{result.error[:200]}"
                 self._event(st, "training", detail)
+                self._series_fit(st, result.run_id)
                 self._advance(st)
+
+    def _series_fit(self, st: StudyState, run_id: str) -> None:
+        """Once every run of a series is in, announce its slope on the ID set (no bootstrap).
+
+        The report refits everything with intervals at the end; this gives a watcher the
+        scaling ability of each series as soon as it exists.
+        """
+        from synscale_analyzer.analysis import metric_value
+        from synscale_analyzer.fits import fit
+        from synscale_analyzer.records import run_record
+
+        series = st.series_of(run_id)
+        if not all(p.run_id in st.results for p in series):
+            return
+        id_set = st.spec.evaluation.id
+        records = [run_record(p, st.results[p.run_id]) for p in series]
+        points = [(r.n, v) for r in records if r.status == "done"
+                  and (v := metric_value(r, id_set, st.spec.analysis.metric)) is not None]
+        f = fit([n for n, _ in points], [v for _, v in points], "power_law", bootstrap=0)
+        label = records[0].cell or "real"
+        if records[0].source == "mixed":
+            label += f" + {records[0].real_per_class} real"
+        if f.ok:
+            self._event(st, "fits", f"{label} ({records[0].recipe}): alpha = {f.alpha:.3f} on {id_set}")
 
     def _known(self, study_id: str) -> StudyState | None:
         try:

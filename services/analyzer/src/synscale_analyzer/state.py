@@ -114,6 +114,13 @@ class StudyState:
         return [r for r in self.runs.values()
                 if r.run_id not in self.launched and r.run_id not in self.results and self.data_ready(r)]
 
+    def series_of(self, run_id: str) -> list[PlannedRun]:
+        """Every planned run of the same series as `run_id` (same source, cell, recipe, mix)."""
+        r = self.runs[run_id]
+        key = (r.source, r.cell, r.recipe.name, r.real_per_class if r.source == "mixed" else 0)
+        return [p for p in self.runs.values()
+                if (p.source, p.cell, p.recipe.name, p.real_per_class if p.source == "mixed" else 0) == key]
+
     @property
     def needs_scores(self) -> bool:
         s = self.spec.scoring
