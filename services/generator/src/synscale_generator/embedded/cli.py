@@ -86,6 +86,7 @@ def run_train_generator(args: argparse.Namespace) -> int:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    _checkpoint_on_sigterm()
     config = TrainConfig(seed=args.seed, batch_size=args.batch_size, lr=args.lr)
     command = shlex.join(["synscale", *sys.argv[1:]]) if sys.argv[0].endswith("synscale") else ""
     result = train(
@@ -116,6 +117,17 @@ def run_train_generator(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _checkpoint_on_sigterm() -> None:
+    """Turn SIGTERM (e.g. a pod eviction) into KeyboardInterrupt, so the training loop's
+    `finally` writes a last checkpoint and the next run resumes from the latest step."""
+    import signal
+
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def run_generator_grid(args: argparse.Namespace) -> int:
