@@ -38,6 +38,7 @@ def check_embedded(settings: BackendSettings) -> None:
                            f"embedded model; allowed: {', '.join(s for s in EMBEDDED_SCHEDULERS if s)}")
     if settings.model_path and not Path(settings.model_path).expanduser().exists():
         raise PreconditionFailed(f"generator.model_path: embedded weights {settings.model_path} do not exist")
+    settings.flag("compile")
     eta = settings.number("eta", 1.0)
     if not 0 <= eta <= 1:
         raise InvalidInput("generator.options.eta", f"must be within [0, 1], got {eta}")
@@ -68,6 +69,10 @@ class EmbeddedAdapter:
                 scheduler=settings.scheduler or "ddim", eta=settings.number("eta", 1.0),
             )
         self.inner = inner
+        if settings.flag("compile") and hasattr(inner, "unet"):
+            import torch
+
+            inner.unet = torch.compile(inner.unet, mode=settings.option("compile_mode") or None)
 
     def generate(
         self, prompts: list[str], seeds: list[int], cfg: float, steps: int,
