@@ -85,7 +85,7 @@ def test_killed_and_resumed_study_matches_a_straight_run(
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
-            if len(list(runs_dir.glob("*/result.json"))) >= 2:
+            if len(list(runs_dir.glob("*/result.json"))) >= 1:
                 break
             time.sleep(0.2)
         assert proc.poll() is None, (proc.stdout.read() if proc.stdout else b"").decode()[-3000:]
@@ -94,7 +94,7 @@ def test_killed_and_resumed_study_matches_a_straight_run(
             os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its data-loader workers, at once
         proc.wait()
     done_before = len(list(runs_dir.glob("*/result.json")))
-    assert 2 <= done_before < 9
+    assert 1 <= done_before < 9
     assert not (data / "store" / "synscale" / "studies" / toy.study_id / "report").exists()
 
     outcome = run_study(toy, data, progress=False)
