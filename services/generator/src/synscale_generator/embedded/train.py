@@ -111,7 +111,7 @@ class Trainer:
         if config.limit_images is not None:
             images, labels = images[: config.limit_images], labels[: config.limit_images]
         self.images = torch.from_numpy(np.array(images, dtype=np.uint8, copy=True))
-        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        self.labels = torch.from_numpy(np.array(labels, dtype=np.int64, copy=True))
         if len(self.labels) < config.batch_size:
             raise ValueError(f"batch_size {config.batch_size} exceeds the {len(self.labels)} training images")
         self.captions = captions
