@@ -37,6 +37,10 @@ pytestmark = [pytest.mark.infra, pytest.mark.slow]
 HERE = Path(__file__).resolve().parent
 TOY = HERE.parents[1] / "examples" / "toy.yaml"
 STUDY_TIMEOUT_S = 1500  # a hang guard, not a speed check (a loaded 2-core CI box is slow)
+# Images per generation job and shard (the prompter's SYNSCALE_SHARD_SIZE), in both runtimes:
+# two shards per class, so a cell spans several shards and the generator is killed with
+# most jobs still to do, however fast it samples.
+SHARD_SIZE = "4"
 
 
 def _load_support() -> ModuleType:
@@ -93,12 +97,15 @@ def expected(tmp_path_factory: pytest.TempPathFactory) -> Expected:
     path = tmp_path_factory.mktemp("study") / "toy.yaml"
     path.write_text(spec.to_yaml())
     data = tmp_path_factory.mktemp("embedded")
-    outcome = run_study(spec, data, progress=False)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SYNSCALE_SHARD_SIZE", SHARD_SIZE)
+        outcome = run_study(spec, data, progress=False)
     assert outcome.state == "done", outcome.dead_letters
     assert outcome.report_json is not None
     store = FileStore(data / "store", "synscale")
     images = support.sample_counts(store, spec.study_id)
     assert images == _every_image_once(spec), "the embedded run itself is incomplete"
+    assert len(support.shard_keys(store, spec.study_id)) == len(images) // int(SHARD_SIZE)
     artifacts = support.study_artifacts(store, spec.study_id)
     results = _run_results(store, spec.study_id, artifacts)
     assert len(results) == len(plan_runs(spec, "synscale")), "the embedded run trained too few models"
@@ -108,7 +115,8 @@ def expected(tmp_path_factory: pytest.TempPathFactory) -> Expected:
 @pytest.fixture
 def deployment(infra_env: dict[str, str], minio_store: Any, unique: str,
                tmp_path: Path) -> Iterator[Any]:
-    env = support.service_env(infra_env, minio_store.bucket, f"e2e-{unique}")
+    env = support.service_env(infra_env, minio_store.bucket, f"e2e-{unique}",
+                              {"SYNSCALE_SHARD_SIZE": SHARD_SIZE})
     d = support.Deployment(env, tmp_path / "logs")
     d.start_all()
     try:
