@@ -1,7 +1,7 @@
 """What the end-to-end tests share: the five service processes, waiting, a study's artifacts.
 
 Kept out of the test modules so a test reads as the scenario it checks. Test modules load
-this file by path (`load_support()` pattern, see test_distributed_services.py) because
+this file by path (see `_load_support` in test_distributed_services.py) because
 tests/e2e is not a package and pytest runs with --import-mode=importlib.
 """
 
@@ -74,7 +74,6 @@ class ServiceProc:
     grpc_port: int
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
-    starts: int = 0
 
     @property
     def address(self) -> str:
@@ -108,7 +107,6 @@ class Deployment:
         with open(sp.log_path, "ab") as log:
             sp.proc = subprocess.Popen([sys.executable, "-m", f"synscale_{name}"], env=env, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
-        sp.starts += 1
 
     def start_all(self) -> None:
         for name in self.services:
