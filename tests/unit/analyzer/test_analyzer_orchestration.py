@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from google.protobuf import json_format
 
 from synscale import ids
 from synscale.bus.base import PoisonMessage
@@ -109,6 +110,26 @@ def test_restarted_analyzer_rebuilds_state_from_the_store(tmp_path: Path, toy_sp
     assert relaunched and not relaunched & set(log.runs_trained)
 
 
+def test_restart_after_all_work_finishes_the_report_on_a_duplicate_event(
+    tmp_path: Path, toy_spec: StudySpec, fakes,  # type: ignore[no-untyped-def]
+) -> None:
+    """Killed after the last run result was stored, before the report: the redelivered event
+    is no news to the rebuilt state, yet it must still write the report."""
+    _, providers = fakes()
+    assert run_study(toy_spec, tmp_path, providers=providers, progress=False).state == "done"
+    ctx, bus = make_ctx(tmp_path / "store")
+    report_key = ids.report_key(toy_spec.study_id, "report.json")
+    ctx.store.delete(report_key)
+    orch = Orchestrator(ctx)
+    assert orch.status(toy_spec.study_id).state != "done"
+    runs_prefix = f"{ids.study_prefix(toy_spec.study_id)}/runs/"
+    last = next(o.key for o in ctx.store.list(runs_prefix) if o.key.endswith("/result.json"))
+    result = json_format.Parse(ctx.store.get(last), trainer_pb2.RunResult(), ignore_unknown_fields=True)
+    orch.on_run_result(result.SerializeToString())
+    assert orch.status(toy_spec.study_id).state == "done" and ctx.store.exists(report_key)
+    assert jobs_published(bus, ctx) == []  # every run was launched before: none again
+
+
 def _artifacts(root: Path) -> dict[str, bytes]:
     base = root / "store" / "synscale"
     return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*"))
@@ -126,7 +147,11 @@ def test_interrupted_and_resumed_study_equals_a_straight_run(
 
     log, providers = fakes()
     stops = []
-    for budget in (60, 40):  # stop twice part-way, each time with a fresh runner (a new process)
+    # Stop twice part-way, each time with a fresh runner (a new process). A resumed runner first
+    # replays the generation stage (jobs re-handled idempotently: shards exist, events re-sent),
+    # so the second budget must outlast that replay (~62 messages for the toy study) to reach
+    # training again.
+    for budget in (60, 80):
         out = run_study(toy_spec, tmp_path / "resumed", providers=providers, progress=False,
                         max_messages=budget)
         stops.append((out.state, len(log.runs_trained)))

@@ -242,7 +242,7 @@ class Orchestrator:
         with self._lock:
             if st.add_shard(cell, ref.job.class_id, start, count):
                 self._event(st, "generation", f"{cell.name} {ref.job.class_id} [{start}, {start + count})")
-                self._advance(st)
+            self._advance(st)
 
     def on_score(self, value: bytes) -> None:
         result = _decode(scorer_pb2.ScoreResult, value)
@@ -254,7 +254,7 @@ class Orchestrator:
             if st.add_score(result):
                 self._event(st, "scoring", ids.cell_name(result.cell.generator, result.cell.cfg,
                                                          result.cell.strategy))
-                self._advance(st)
+            self._advance(st)
 
     def on_run_result(self, value: bytes) -> None:
         result = _decode(trainer_pb2.RunResult, value)
@@ -268,7 +268,7 @@ class Orchestrator:
                     f"{result.error[:200]}"
                 self._event(st, "training", detail)
                 self._series_fit(st, result.run_id)
-                self._advance(st)
+            self._advance(st)
 
     def _series_fit(self, st: StudyState, run_id: str) -> None:
         """Once every run of a series is in, announce its slope on the ID set (no bootstrap).
@@ -303,7 +303,13 @@ class Orchestrator:
 
     # -- what happens next ------------------------------------------------------------
     def _advance(self, st: StudyState) -> None:
-        """Launch every run whose data exist; write the report once everything is in."""
+        """Launch every run whose data exist; write the report once everything is in.
+
+        Handlers call this for every event, news or not: a restarted analyzer rebuilds its
+        state from the store, where the work may already be complete, so the events it then
+        receives again are all duplicates — and one of them must still launch the runs and
+        write the report that the killed process did not get to.
+        """
         if st.cancelled:
             return
         ready = st.ready_runs()
