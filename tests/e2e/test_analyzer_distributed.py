@@ -10,15 +10,12 @@ twice.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,26 +28,18 @@ from synscale.bus.kafka import KafkaBus
 from synscale.config import Topics
 from synscale.embedded import run_study
 from synscale.runtime import ServiceContext
+from synscale.testing.modules import load_module
 from synscale.v1 import study_pb2, study_pb2_grpc
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 HERE = Path(__file__).resolve().parent
 FAKES_PATH = HERE.parent / "unit" / "analyzer" / "conftest.py"
+support = load_module("synscale_e2e_support", HERE / "_support.py")
 
 
 def _fakes() -> Any:
-    spec = importlib.util.spec_from_file_location("analyzer_fakes", FAKES_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["analyzer_fakes"] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """The analyzer unit tests' stand-ins (tests/unit/analyzer/conftest.py)."""
+    return load_module("analyzer_fakes", FAKES_PATH)
 
 
 class Services:
@@ -87,21 +76,11 @@ def _start_analyzer(env: dict[str, str], port: int, log_path: Path) -> subproces
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _wait(predicate: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
 @pytest.fixture
 def analyzer_env(infra_env: dict[str, str], unique: str, minio_store: Any) -> Iterator[dict[str, str]]:
     env = {**os.environ, **infra_env, "SYNSCALE_RUNTIME": "distributed", "S3_BUCKET": minio_store.bucket,
            "SYNSCALE_TOPIC_PREFIX": f"an-{unique}", "SYNSCALE_PARTITIONS": "2",
-           "SYNSCALE_GRPC_PORT": str(_free_port()), "SYNSCALE_METRICS_PORT": "off",
+           "SYNSCALE_GRPC_PORT": str(support.free_port()), "SYNSCALE_METRICS_PORT": "off",
            "SYNSCALE_LAG_INTERVAL_S": "0"}
     yield env
 
@@ -126,7 +105,7 @@ def test_killed_analyzer_is_restarted_and_the_study_completes(
         def results() -> int:
             return sum(1 for o in minio_store.list(runs_prefix) if o.key.endswith("/result.json"))
 
-        _wait(lambda: results() >= 6, 180, "some training runs to finish")
+        support.wait_for(lambda: results() >= 6, 180, "some training runs to finish")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
         killed_at = results()
@@ -136,7 +115,8 @@ def test_killed_analyzer_is_restarted_and_the_study_completes(
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         grpc.channel_ready_future(channel).result(timeout=60)
         stub = study_pb2_grpc.AnalyzerStub(channel)
-        status = _wait(lambda: _status_if_done(stub, spec.study_id), 240, "the report after the restart")
+        status = support.wait_for(lambda: _status_if_done(stub, spec.study_id), 240,
+                                  "the report after the restart")
         assert status.report.json_key
     finally:
         if proc.poll() is None:

@@ -14,14 +14,11 @@ the report is still the embedded one.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -31,6 +28,7 @@ from synscale import ids
 from synscale.embedded import run_study
 from synscale.store.file import FileStore
 from synscale.study import StudySpec, parse_study
+from synscale.testing.modules import load_module
 from synscale_analyzer.plan import plan_runs, study_classes
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
@@ -43,20 +41,7 @@ STUDY_TIMEOUT_S = 1500  # a hang guard, not a speed check (a loaded 2-core CI bo
 SHARD_SIZE = "4"
 
 
-def _load_support() -> ModuleType:
-    """tests/e2e/_support.py (not a package; pytest imports test files with importlib)."""
-    name = "synscale_e2e_support"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, HERE / "_support.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
-support = _load_support()
+support = load_module("synscale_e2e_support", HERE / "_support.py")
 
 
 @dataclass(frozen=True)

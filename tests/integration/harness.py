@@ -39,6 +39,18 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float = 60.0, what: str
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
+def consume(bus: Bus, topic: str, group: str, count: int, timeout_s: float = 90) -> list[Message]:
+    """Up to `count` messages of a fresh group; joining a group can take a while on a busy host."""
+    got: list[Message] = []
+    worker = bus.subscribe([topic], group, got.append)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(got) < count and time.monotonic() < deadline:
+            worker.run(max_messages=count - len(got), idle_timeout_s=3)
+    finally:
+        worker.close()
+    return got
+
 class MemoryHarness:
     name = "memory"
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from synscale.bus.base import Message, dead_letter_topic
+from synscale.bus.base import dead_letter_topic
 from synscale.config import Topics
 from synscale.runtime import ServiceContext
 from synscale.shards import iter_shard
@@ -16,6 +16,8 @@ from synscale.v1 import common_pb2, generator_pb2, study_pb2
 from synscale_generator.backends.standin import register_standin
 from synscale_generator.output import make_job
 from synscale_generator.worker import subscriptions
+
+from .harness import consume
 
 pytestmark = pytest.mark.infra
 
@@ -28,18 +30,6 @@ class CountingMinio(MinioStore):
     def put(self, key, data, **kw):  # type: ignore[no-untyped-def,override]
         self.puts += 1
         return super().put(key, data, **kw)
-
-
-def consume(bus, topic: str, group: str, count: int, timeout_s: float = 90) -> list[Message]:  # type: ignore[no-untyped-def]
-    got: list[Message] = []
-    worker = bus.subscribe([topic], group, got.append)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(got) < count and time.monotonic() < deadline:
-            worker.run(max_messages=count - len(got), idle_timeout_s=3)
-    finally:
-        worker.close()
-    return got
 
 
 def test_generation_jobs_over_kafka_and_minio(  # type: ignore[no-untyped-def]

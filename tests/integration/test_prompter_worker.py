@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from synscale.bus.base import Message
 from synscale.config import Topics
 from synscale.ids import job_id
 from synscale.runtime import ServiceContext
@@ -16,6 +15,8 @@ from synscale.store.file import FileStore
 from synscale.study import parse_study
 from synscale.v1 import common_pb2, generator_pb2, study_pb2
 from synscale_prompter.worker import subscriptions
+
+from .harness import consume
 
 pytestmark = pytest.mark.infra
 
@@ -29,19 +30,6 @@ images_per_class: [20, 50]
 SHARD = 16
 CHUNKS = [(0, 16), (16, 16), (32, 16), (48, 2)]
 EXPECTED = 2 * 2 * 2 * len(CHUNKS)  # cfg x strategy x class x chunk
-
-
-def consume(bus, topic: str, group: str, count: int, timeout_s: float = 90) -> list[Message]:  # type: ignore[no-untyped-def]
-    """Up to `count` messages of a fresh group; joining a group can take a while on a busy host."""
-    got: list[Message] = []
-    worker = bus.subscribe([topic], group, got.append)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(got) < count and time.monotonic() < deadline:
-            worker.run(max_messages=count - len(got), idle_timeout_s=3)
-    finally:
-        worker.close()
-    return got
 
 
 def topic_size(bus, topic: str) -> int:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from synscale.bus.base import Message, dead_letter_topic
+from synscale.bus.base import dead_letter_topic
 from synscale.config import Topics
 from synscale.runtime import ServiceContext
 from synscale.study import TrainingRecipe
@@ -23,20 +23,10 @@ from synscale_trainer.runs import manager_for
 from synscale_trainer.train import TrainOptions
 from synscale_trainer.worker import subscriptions
 
+from .harness import consume
+
 pytestmark = pytest.mark.infra
 STUDY = "trainer-kafka"
-
-
-def _consume(bus, topic: str, group: str, count: int, timeout_s: float = 90) -> list[Message]:  # type: ignore[no-untyped-def]
-    got: list[Message] = []
-    worker = bus.subscribe([topic], group, got.append)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(got) < count and time.monotonic() < deadline:
-            worker.run(max_messages=count - len(got), idle_timeout_s=3)
-    finally:
-        worker.close()
-    return got
 
 
 def test_training_job_over_kafka_and_minio(kafka_bus, minio_store, unique: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -79,7 +69,7 @@ def test_training_job_over_kafka_and_minio(kafka_bus, minio_store, unique: str, 
     assert handled == 3
 
     results = []
-    for m in _consume(kafka_bus, topics.name("run-results"), f"check-{unique}", 3):
+    for m in consume(kafka_bus, topics.name("run-results"), f"check-{unique}", 3):
         r = trainer_pb2.RunResult()
         r.ParseFromString(m.value)
         results.append(r)
@@ -95,5 +85,5 @@ def test_training_job_over_kafka_and_minio(kafka_bus, minio_store, unique: str, 
     assert stored == result
     assert minio_store.exists(result.checkpoint_key)
     assert len(list((tmp_path / "cache").rglob("*.tar"))) == 20  # 10 classes x 2 shards, each downloaded once
-    dlq = _consume(kafka_bus, dead_letter_topic(jobs_topic), f"dlq-{unique}", 1)
+    dlq = consume(kafka_bus, dead_letter_topic(jobs_topic), f"dlq-{unique}", 1)
     assert len(dlq) == 1

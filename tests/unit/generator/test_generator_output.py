@@ -128,6 +128,19 @@ def test_shard_size_splits_a_job_into_ranges(tmp_path: Path, job_for: Job) -> No
     assert events[2].shard.key == ids.shard_key("study-t", "gen", 2.0, "classname", "bag", 4, 1)
 
 
+def test_a_study_job_is_not_padded_beyond_the_study_job_size(tmp_path: Path, job_for: Job, spec_for) -> None:  # type: ignore[no-untyped-def]
+    """A prompter job (shard_size set) samples at min(batch size, job size); others as asked."""
+    runner = runner_for(FileStore(tmp_path, "b"), [])
+    wide = spec_for(batch_size=256)
+    job = job_for("bag", n=3, spec=wide, shard_size=4)  # the last, short chunk of a study
+    assert runner.job_batch_size(job) == 4
+    list(runner.run([job]))
+    assert runner.engine.last_batch_size == 4  # padded to the study's job size, not to 256
+    assert runner.job_batch_size(job_for("bag", n=3, spec=wide)) == 256  # no job size: as asked
+    assert runner.job_batch_size(job_for("bag", n=5, spec=wide, shard_size=2)) == 256  # several shards
+    assert runner.job_batch_size(job_for("bag", n=3, spec=spec_for(batch_size=0), shard_size=8)) == 4
+
+
 @pytest.mark.parametrize("cfgs", [(1.0, 4.0)])
 def test_cfg_values_share_starting_noise_but_differ(
     tmp_path: Path, job_for: Job, cfgs: tuple[float, ...],

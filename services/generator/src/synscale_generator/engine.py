@@ -225,6 +225,21 @@ class JobRunner:
     def validate(self, job: generator_pb2.GenerationJob) -> None:
         validate_job(job, self.device, self.max_images)
 
+    def job_batch_size(self, job: generator_pb2.GenerationJob) -> int:
+        """The padded batch size for a job's images: the generator's, capped at the study's job size.
+
+        A worker gets one job per message, so a batch never holds more than one job's images;
+        padding a 32-image job to a batch of 256 would sample 8x the images it keeps. The cap
+        is the prompter's job size (`shard_size`, the same for every job of a study), not this
+        job's count, so every image of a study is sampled at one batch size and stays
+        reproducible bit for bit (the last, shorter chunk is padded to it). Jobs without a
+        job size (`synscale generate`, which batches across classes) keep the generator's.
+        """
+        requested = int(job.generator.batch_size) or self.engine.default_batch_size
+        if job.shard_size > 0 and job.job.seed_count <= job.shard_size:
+            return min(requested, int(job.shard_size))
+        return requested
+
     def run(self, jobs: Sequence[generator_pb2.GenerationJob]) -> Iterator[Progress]:
         for job in jobs:
             self.validate(job)
@@ -243,7 +258,7 @@ class JobRunner:
                 yield Progress(done, total, ref, True, f"{plan.key} already exists")
                 continue
             spec = plan.job.generator
-            key = (settings_for(spec, self.device), params_for(plan.job), int(spec.batch_size))
+            key = (settings_for(spec, self.device), params_for(plan.job), self.job_batch_size(plan.job))
             groups.setdefault(key, []).append(plan)
         for (settings, params, batch_size), group in groups.items():
             backend = self.models.get(settings)

@@ -102,7 +102,8 @@ class JobPlanner:
                                 class_id=cls.id, seed_start=start, seed_count=count)
                             job = generator_pb2.GenerationJob(
                                 job=identity, generator=specs[g.name], prompts=prompts,
-                                class_index=cls.index, bucket=self.bucket, shard_size=self.shard_size)
+                                class_index=cls.index, bucket=self.bucket,
+                                shard_size=min(self.shard_size, total))
                             yield job_key(identity), job
 
 
