@@ -256,14 +256,16 @@ def _offset_many(
 
     def resid(q: np.ndarray) -> np.ndarray:
         log_a, alpha, e = unpack(q)
-        return logy - np.log(e + np.exp(log_a - alpha * logn[None, :]))
+        with np.errstate(over="ignore"):  # an overflowing trial step costs inf and is rejected
+            return logy - np.log(e + np.exp(log_a - alpha * logn[None, :]))
 
     lam = np.full(rows, 1e-3)
     r = resid(q)
     cost = _robust_cost(r, f, loss)
     for _ in range(iters):
         log_a, alpha, e = unpack(q)
-        power = np.exp(log_a - alpha * logn[None, :])
+        with np.errstate(over="ignore"):
+            power = np.exp(log_a - alpha * logn[None, :])
         total = e + power
         jac = -np.stack([
             power / total,
@@ -273,9 +275,15 @@ def _offset_many(
         w = _weights(r, f, loss)
         jtj = np.einsum("bn,bni,bnj->bij", w, jac, jac)
         jtr = np.einsum("bn,bni,bn->bi", w, jac, r)
-        damp = jtj + lam[:, None, None] * (np.eye(3)[None] * np.diagonal(jtj, axis1=1, axis2=2)[:, None, :]
-                                            + 1e-12 * np.eye(3)[None])
-        step = -np.linalg.solve(damp, jtr[..., None])[..., 0]
+        # Flat data leave a parameter without influence (a zero column of the Jacobian), and
+        # lam / 3 per accepted step reaches 0: a ridge relative to the curvature keeps every
+        # system solvable; replicates with non-finite terms take no step.
+        ridge = 1e-10 * (1.0 + np.trace(jtj, axis1=1, axis2=2))
+        damp = jtj + lam[:, None, None] * np.eye(3)[None] * np.diagonal(jtj, axis1=1, axis2=2)[:, None, :] \
+            + ridge[:, None, None] * np.eye(3)[None]
+        finite = np.isfinite(damp).all(axis=(1, 2)) & np.isfinite(jtr).all(axis=1)
+        step = np.zeros_like(q)
+        step[finite] = -np.linalg.solve(damp[finite], jtr[finite][..., None])[..., 0]
         q_new = q + step
         r_new = resid(q_new)
         cost_new = _robust_cost(r_new, f, loss)
