@@ -113,17 +113,28 @@ def run_embedded(spec_path: Path, data_dir: Path, progress: bool, verbose: bool)
 
 def print_summary(doc: dict[str, Any], console: Any) -> None:
     """The slope table (ID set, plain power law) and the findings."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"Scaling ability α on {doc['id_set']} (err = A·N^−α, 95% bootstrap CI)")
-    for col in ("series", "α", "95% CI", "error at max N", "extrapolation error"):
-        table.add_column(col, justify="left" if col == "series" else "right")
-    for row in doc["slopes"]:
-        if row["eval_set"] != doc["id_set"] or row["form"] != "power_law":
-            continue
+    rows = [r for r in doc["slopes"] if r["eval_set"] == doc["id_set"] and r["form"] == "power_law"]
+    max_ns = {r["max_n"] for r in rows}
+    same_n = len(max_ns) == 1
+    # One generator: say it once in the title, so each cell label fits 80 columns.
+    generators = {r["label"].split("|")[0] for r in rows if "|" in r["label"]}
+    prefix = f"{next(iter(generators))}|" if len(generators) == 1 else ""
+    title = f"Scaling ability α on {doc['id_set']} (err = A·N^−α, 95% bootstrap CI)"
+    table = Table(title=title + (f"\ncells of generator {prefix[:-1]}" if prefix else ""),
+                  box=box.SIMPLE_HEAD, pad_edge=False, caption="extrap.: relative error "
+                  "predicting the largest N from a fit without it")
+    # The series label is the cell (generator|cfg|strategy): it must fit 80 columns uncut.
+    table.add_column("series", justify="left", overflow="fold")
+    for col in ("α", "95% CI", f"err @ N={next(iter(max_ns))}" if same_n else "err @ max N", "extrap."):
+        table.add_column(col, justify="right", no_wrap=True)
+    for row in rows:
         ci = f"[{_f(row['alpha_lo'])}, {_f(row['alpha_hi'])}]"
-        table.add_row(row["label"], _f(row["alpha"]), ci, f"{_f(row['value_at_max_n'])} @ {row['max_n']}",
-                      _f(row["holdout_rel_error"]))
+        err = _f(row["value_at_max_n"]) + ("" if same_n else f" @ {row['max_n']}")
+        label = row["label"][len(prefix):] if prefix and row["label"].startswith(prefix) else row["label"]
+        table.add_row(label, _f(row["alpha"]), ci, err, _f(row["holdout_rel_error"]))
     console.print(table)
     for finding in doc["findings"]:
         console.print(f" • {finding}")

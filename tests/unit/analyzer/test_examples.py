@@ -1,0 +1,31 @@
+"""The example studies parse, and `make demo`'s study is the grid the analyzer issue asks for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from synscale.study import parse_study
+from synscale_analyzer.plan import cells_of, plan_runs
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_is_a_valid_study(path: Path) -> None:
+    spec = parse_study(path.read_text(), str(path))
+    assert plan_runs(spec, "synscale")
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "demo-full.yaml"])
+def test_demo_grid(name: str) -> None:
+    """>= 3 CFG values, >= 3 strategies, >= 4 sizes, a real baseline, ID and OOD evaluation."""
+    spec = parse_study((EXAMPLES / name).read_text(), name)
+    assert spec.classes.set == "fashion-mnist" and spec.generators[0].backend == "embedded"
+    assert len(spec.generators[0].cfg) >= 3 and len(spec.strategies) >= 3
+    assert len(spec.images_per_class) >= 4 and len(spec.real.per_class) >= 4
+    assert spec.evaluation.id and spec.evaluation.ood
+    runs = plan_runs(spec, "synscale")
+    assert len(cells_of(spec)) == len(spec.generators[0].cfg) * len(spec.strategies)
+    assert {r.job.real_per_class for r in runs if not r.job.cells} >= set(spec.real.per_class)
