@@ -58,7 +58,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                            help="copy the report files here (store settings from the environment)")
         p.set_defaults(func=func)
 
-    demo = subparsers.add_parser("demo", help="the embedded demo study (Fashion-MNIST, ~15 min on 2 CPUs)")
+    demo = subparsers.add_parser("demo", help="the embedded demo study (Fashion-MNIST, ~7 min on 2 CPUs)")
     demo.add_argument("--full", action="store_true", help="the larger grid (examples/demo-full.yaml)")
     demo.add_argument("--fresh", action="store_true", help="discard earlier progress instead of resuming")
     demo.add_argument("--data-dir", default="", help="default: runs/demo (runs/demo-full with --full)")
