@@ -71,6 +71,15 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* Replicas of topics the services create: the Strimzi cluster's (as its KafkaTopics), or as set. */}}
+{{- define "synscale.kafkaReplication" -}}
+{{- if eq .Values.kafka.mode "strimzi" }}
+{{- min 3 (.Values.kafka.strimzi.replicas | int) }}
+{{- else }}
+{{- .Values.kafka.external.replicationFactor | int }}
+{{- end }}
+{{- end }}
+
 {{/* The MinIO chart's own fullname rule, so we address its Service. */}}
 {{- define "synscale.minioFullname" -}}
 {{- if .Values.minio.fullnameOverride }}

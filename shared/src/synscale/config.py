@@ -72,6 +72,9 @@ class RuntimeConfig:
     s3_access_key: str = ""
     s3_secret_key: str = ""
     s3_secure: bool = False
+    # Replicas of the topics the services create themselves (the chart creates them up front in
+    # Strimzi mode); 1 suits the single local broker, a cluster wants 3.
+    kafka_replication: int = 1
     topics: Topics = field(default_factory=Topics)
 
     @classmethod
@@ -89,8 +92,19 @@ class RuntimeConfig:
             s3_access_key=env.get("S3_ACCESS_KEY", ""),
             s3_secret_key=env.get("S3_SECRET_KEY", ""),
             s3_secure=env.get("S3_SECURE", "false").lower() in {"1", "true", "yes"},
+            kafka_replication=_replication(env.get("SYNSCALE_KAFKA_REPLICATION", "1")),
             topics=Topics.from_env(env),
         )
+
+
+def _replication(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"SYNSCALE_KAFKA_REPLICATION must be an integer >= 1, got {raw!r}")
+    return value
 
 
 def make_store(cfg: RuntimeConfig) -> ObjectStore:
@@ -111,5 +125,6 @@ def make_bus(cfg: RuntimeConfig, client_id: str = "synscale") -> Bus:
     from synscale.bus.kafka import KafkaBus
 
     return KafkaBus(
-        cfg.kafka_bootstrap, client_id=client_id, default_partitions=cfg.topics.default_partitions
+        cfg.kafka_bootstrap, client_id=client_id, default_partitions=cfg.topics.default_partitions,
+        replication_factor=cfg.kafka_replication,
     )

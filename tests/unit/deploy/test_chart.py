@@ -250,12 +250,14 @@ def test_strimzi_kraft_cluster_and_topics(chart: helm.Chart) -> None:
     assert topics["synscale.generation-jobs"]["partitions"] == 32
     assert topics["synscale.prompt-jobs"]["partitions"] == 12
     assert {t["replicas"] for t in topics.values()} == {3}
+    assert config_env(objs)["SYNSCALE_KAFKA_REPLICATION"] == "3"  # topics a service creates match
 
 
 def test_external_kafka_has_no_strimzi_resources(chart: helm.Chart) -> None:
     objs = render(chart, ci_values(CHART / "ci" / "external-kafka-objectstore-values.yaml"))
     assert not [k for k in objs if k != "NOTES" and "strimzi" in objs[k]["apiVersion"]]
     assert config_env(objs)["KAFKA_BOOTSTRAP_SERVERS"] == "kafka-0.kafka:9092,kafka-1.kafka:9092"
+    assert config_env(objs)["SYNSCALE_KAFKA_REPLICATION"] == "3"  # kafka.external.replicationFactor
     assert ("ScaledObject", "rel-synscale-generator") not in objs  # autoscaling disabled
     err = rendering_error(chart, with_values(MINIMAL, **{"kafka.mode": "external"}))
     assert "kafka.external.bootstrapServers is required" in err

@@ -39,8 +39,10 @@ class KafkaBus(Bus):
         default_partitions: int = 6,
         session_timeout_ms: int = 10_000,
         request_timeout_ms: int = 15_000,
+        replication_factor: int = 1,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.replication_factor = replication_factor
         self.client_id = client_id
         self.default_partitions = default_partitions
         self.session_timeout_ms = session_timeout_ms
@@ -64,7 +66,8 @@ class KafkaBus(Bus):
             return
         try:
             self._admin.create_topics(
-                [NewTopic(name, num_partitions=partitions or self.default_partitions, replication_factor=1)]
+                [NewTopic(name, num_partitions=partitions or self.default_partitions,
+                          replication_factor=self.replication_factor)]
             )
         except TopicAlreadyExistsError:
             pass

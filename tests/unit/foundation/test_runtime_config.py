@@ -1,0 +1,18 @@
+"""Settings from the environment: values reach the bus, bad values name their variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from synscale.config import RuntimeConfig
+
+
+def test_kafka_replication_defaults_to_one_and_is_read() -> None:
+    assert RuntimeConfig.from_env({}).kafka_replication == 1
+    assert RuntimeConfig.from_env({"SYNSCALE_KAFKA_REPLICATION": "3"}).kafka_replication == 3
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "three", ""])
+def test_bad_kafka_replication_names_the_variable(raw: str) -> None:
+    with pytest.raises(ValueError, match="SYNSCALE_KAFKA_REPLICATION must be an integer >= 1"):
+        RuntimeConfig.from_env({"SYNSCALE_KAFKA_REPLICATION": raw})
