@@ -25,6 +25,7 @@ import pytest
 
 from synscale import ids
 from synscale.bus.kafka import KafkaBus
+from synscale.cli import main
 from synscale.config import Topics
 from synscale.embedded import run_study
 from synscale.runtime import ServiceContext
@@ -86,7 +87,7 @@ def analyzer_env(infra_env: dict[str, str], unique: str, minio_store: Any) -> It
 
 
 def test_killed_analyzer_is_restarted_and_the_study_completes(
-    analyzer_env: dict[str, str], minio_store: Any, tmp_path: Path,
+    analyzer_env: dict[str, str], minio_store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fakes = _fakes()
     spec = fakes.parse_study(fakes.TOY_STUDY)
@@ -118,6 +119,13 @@ def test_killed_analyzer_is_restarted_and_the_study_completes(
         status = support.wait_for(lambda: _status_if_done(stub, spec.study_id), 240,
                                   "the report after the restart")
         assert status.report.json_key
+        # `synscale study report --download` fetches the files from MinIO (S3_* in the environment).
+        for key in ("S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY"):
+            monkeypatch.setenv(key, analyzer_env[key])
+        assert main(["study", "report", spec.study_id, "--address", f"127.0.0.1:{port}",
+                     "--download", str(tmp_path / "dl")]) == 0
+        assert (tmp_path / "dl" / "report.json").read_bytes() == minio_store.get(status.report.json_key)
+        assert (tmp_path / "dl" / "report.html").stat().st_size > 0
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

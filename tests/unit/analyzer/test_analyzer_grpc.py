@@ -46,7 +46,9 @@ def test_bad_requests_name_the_problem(served) -> None:  # type: ignore[no-untyp
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_submit_watch_until_done_then_report(served, toy_spec: StudySpec, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_submit_watch_until_done_then_report(  # type: ignore[no-untyped-def]
+    served, toy_spec: StudySpec, capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
     runner, stub, address = served
     status = stub.SubmitStudy(study_pb2.SubmitStudyRequest(spec_yaml=toy_spec.to_yaml()))
     assert status.study_id == toy_spec.study_id and status.state == "running"
@@ -70,6 +72,18 @@ def test_submit_watch_until_done_then_report(served, toy_spec: StudySpec, capsys
     assert f"study {toy_spec.study_id}: done" in capsys.readouterr().out
     assert main(["study", "report", toy_spec.study_id, "--address", address]) == 0
     assert report.html_key in capsys.readouterr().out
+
+    # --download: from the embedded store under SYNSCALE_DATA_DIR (S3 when S3_ENDPOINT is set).
+    monkeypatch.delenv("S3_ENDPOINT", raising=False)
+    monkeypatch.setenv("SYNSCALE_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert main(["study", "report", toy_spec.study_id, "--address", address, "--download",
+                 str(tmp_path / "dl")]) == 2
+    assert "no report files in" in capsys.readouterr().err
+    monkeypatch.setenv("SYNSCALE_DATA_DIR", str(runner.data_dir))
+    assert main(["study", "report", toy_spec.study_id, "--address", address, "--download",
+                 str(tmp_path / "dl")]) == 0
+    assert (tmp_path / "dl" / "report.html").read_bytes() == runner.store.get(report.html_key)
+    assert (tmp_path / "dl" / "report.json").exists()
 
 
 def test_cancel_over_grpc_and_cli(served, toy_spec: StudySpec, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -257,17 +257,36 @@ def cmd_report(args: argparse.Namespace) -> int:
     for key in (ready.html_key, ready.markdown_key, ready.json_key):
         print(f"s3://{ready.bucket}/{key}")
     if args.download:
-        from synscale import ids
-        from synscale.config import RuntimeConfig, make_store
-
-        store = make_store(RuntimeConfig.from_env())
-        out = Path(args.download)
-        out.mkdir(parents=True, exist_ok=True)
-        prefix = ids.report_key(args.study_id, "x")[:-1]
-        for info in store.list(prefix):
-            store.get_file(info.key, out / info.key[len(prefix):])
-        print(f"downloaded to {out}")
+        n, where = download_report(args.study_id, ready.bucket, Path(args.download))
+        print(f"downloaded {n} files from {where} to {args.download}")
     return 0
+
+
+def download_report(study_id: str, bucket: str, out: Path) -> tuple[int, str]:
+    """Copy a study's report files from the store the analyzer wrote them to.
+
+    That store is S3 when S3_ENDPOINT is set (the distributed runtime), else the embedded
+    FileStore under SYNSCALE_DATA_DIR; the bucket is the one the analyzer named.
+    """
+    from dataclasses import replace
+
+    from synscale import ids
+    from synscale.config import RuntimeConfig, make_store
+
+    cfg = RuntimeConfig.from_env()
+    cfg = replace(cfg, bucket=bucket, runtime="distributed" if cfg.s3_endpoint else "embedded")
+    store = make_store(cfg)
+    prefix = ids.report_key(study_id, "x")[:-1]
+    where = f"s3://{bucket}/{prefix} at {cfg.s3_endpoint}" if cfg.s3_endpoint else \
+        f"{cfg.data_dir / 'store' / bucket / prefix}"
+    keys = [info.key for info in store.list(prefix)]
+    if not keys:
+        raise InvalidInput("--download", f"no report files in {where}; set S3_ENDPOINT, S3_ACCESS_KEY and "
+                           "S3_SECRET_KEY to the study's store (or SYNSCALE_DATA_DIR for an embedded one)")
+    out.mkdir(parents=True, exist_ok=True)
+    for key in keys:
+        store.get_file(key, out / key[len(prefix):])
+    return len(keys), where
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
