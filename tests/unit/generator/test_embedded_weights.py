@@ -77,7 +77,11 @@ def test_sample_grid_layout() -> None:
         label_width=40,
     )
     assert grid.mode == "L"
-    assert grid.size == (40 + 2 * 2 * 34 + 8, 14 + 3 * 34)
+    # 40 px of labels, 4 tiles of 32 + pad 2, a 4 px wider gap between the CFG blocks; 14 px header.
+    assert grid.size == (40 + 2 + 4 * 34 + 4, 14 + 2 + 3 * 34)
+    pixels = np.asarray(grid)
+    assert pixels[16:, :40].min() < 128  # class names are written in the left margin
+    assert pixels[:14, 40:].min() < 128  # and "CFG 1" / "CFG 3" over the blocks
 
 
 def test_train_generator_command_is_registered() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -29,6 +30,8 @@ def test_generate_writes_shards_and_a_grid_then_reuses_them(
             assert len(samples) == 3 and samples[0].meta["class_id"] == class_id
     grid = Image.open(tmp_path / "grid-g.png")
     assert grid.mode == "L" and grid.width > grid.height  # 2 class rows x (2 CFG x 3) columns
+    margin = np.asarray(grid)[16:, :80]  # an 80 px margin of class names: mostly paper, some ink
+    assert margin.min() < 128 and (margin == 255).mean() > 0.8
     assert main(args) == 0
     assert "0 written, 4 already there" in capsys.readouterr().out
 

@@ -223,7 +223,8 @@ def _write_grid(store: FileStore, jobs_by_cfg: dict[float, list[generator_pb2.Ge
 
     size = decode_png(rows[0][0]).width if rows and rows[0] else 32
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(grid_png(rows, scale=grid_scale(size), block=GRID_SAMPLES_PER_CFG))
+    path.write_bytes(grid_png(rows, scale=grid_scale(size), block=GRID_SAMPLES_PER_CFG, row_labels=classes,
+                              block_labels=[f"CFG {cfg:g}" for cfg in jobs_by_cfg]))
 
 
 class _progress_bar:

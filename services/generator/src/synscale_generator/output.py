@@ -18,7 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from synscale import ids
 from synscale.shards import Sample, ShardProblem, decode_png, iter_shard, write_shard
@@ -186,12 +186,15 @@ def shard_ready(ref: common_pb2.ShardRef, reannounced: bool) -> generator_pb2.Sh
     return generator_pb2.ShardReady(shard=ref, reannounced=reannounced)
 
 
-def sample_grid(rows: Sequence[Sequence[bytes]], pad: int = 2, scale: int = 1, block: int = 0) -> Image.Image:
-    """A grid of decoded samples: one row per class, columns as given.
+def tile_grid(
+    images: Sequence[Sequence[Image.Image]], *, pad: int = 2, scale: int = 1, block: int = 0,
+    row_labels: Sequence[str] = (), block_labels: Sequence[str] = (), label_width: int = 80,
+) -> Image.Image:
+    """Images in rows (one per class), with a wider gap after every `block` columns.
 
-    `block` > 0 widens the gap after every `block` columns (one block per CFG value).
+    `row_labels` name the rows in a left margin of `label_width` pixels; `block_labels`
+    head each block of columns (one block per CFG value), so the grid reads on its own.
     """
-    images = [[decode_png(png) for png in row] for row in rows]
     cells = [im for row in images for im in row]
     if not cells:
         raise ValueError("no images for the grid")
@@ -199,23 +202,36 @@ def sample_grid(rows: Sequence[Sequence[bytes]], pad: int = 2, scale: int = 1, b
     h = max(im.height for im in cells) * scale
     cols = max(len(row) for row in images)
     gap = 3 * pad if block else pad
+    left = label_width if row_labels else 0
+    top = 14 if block_labels else 0
 
     def x_of(c: int) -> int:
-        return pad + c * (w + pad) + (c // block) * (gap - pad if block else 0)
+        return left + pad + c * (w + pad) + (c // block) * (gap - pad if block else 0)
 
     mode = "L" if all(im.mode == "L" for im in cells) else "RGB"
-    white = 255 if mode == "L" else (255, 255, 255)
-    grid = Image.new(mode, (x_of(cols - 1) + w + pad, len(images) * (h + pad) + pad), color=white)
+    white, black = (255, 0) if mode == "L" else ((255, 255, 255), (0, 0, 0))
+    grid = Image.new(mode, (x_of(cols - 1) + w + pad, top + len(images) * (h + pad) + pad), color=white)
+    draw = ImageDraw.Draw(grid)
+    for k, label in enumerate(block_labels):
+        draw.text((x_of(k * block if block else k), 1), label, fill=black)
     for r, row in enumerate(images):
+        y = top + pad + r * (h + pad)
+        if r < len(row_labels):
+            draw.text((2, y + h // 2 - 5), row_labels[r][: max(1, label_width // 6)], fill=black)
         for c, im in enumerate(row):
-            tile = im.convert(mode).resize((w, h), Image.Resampling.NEAREST)
-            grid.paste(tile, (x_of(c), pad + r * (h + pad)))
+            grid.paste(im.convert(mode).resize((w, h), Image.Resampling.NEAREST), (x_of(c), y))
     return grid
 
 
-def grid_png(rows: Sequence[Sequence[bytes]], scale: int = 1, block: int = 0) -> bytes:
+def grid_png(
+    rows: Sequence[Sequence[bytes]], scale: int = 1, block: int = 0,
+    row_labels: Sequence[str] = (), block_labels: Sequence[str] = (),
+) -> bytes:
+    """`tile_grid` of encoded samples, as PNG bytes."""
+    images = [[decode_png(png) for png in row] for row in rows]
     buf = io.BytesIO()
-    sample_grid(rows, scale=scale, block=block).save(buf, format="PNG")
+    tile_grid(images, scale=scale, block=block, row_labels=row_labels, block_labels=block_labels).save(
+        buf, format="PNG")
     return buf.getvalue()
 
 

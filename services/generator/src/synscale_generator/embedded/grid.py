@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from synscale.errors import InvalidInput
+
+from ..output import tile_grid
 
 
 class _Backend(Protocol):
@@ -40,20 +42,7 @@ def sample_grid(
     prompts = [name for name in class_names for _ in range(per_class)]
     seeds = [seed + i for i in range(len(prompts))]
     groups = [backend.generate(prompts, seeds, float(cfg), steps) for cfg in cfgs]
-    cell_w, cell_h = (s * scale for s in groups[0][0].size)
-    pad, gap, header = 2, 8, 14
-    group_w = per_class * (cell_w + pad)
-    width = label_width + len(cfgs) * group_w + (len(cfgs) - 1) * gap
-    height = header + len(class_names) * (cell_h + pad)
-    grid = Image.new("L", (width, height), color=255)
-    draw = ImageDraw.Draw(grid)
-    for g, (cfg, images) in enumerate(zip(cfgs, groups, strict=True)):
-        x0 = label_width + g * (group_w + gap)
-        draw.text((x0, 1), f"CFG {cfg:g}", fill=0)
-        for k, image in enumerate(images):
-            row, col = divmod(k, per_class)
-            cell = image.convert("L").resize((cell_w, cell_h), Image.Resampling.NEAREST)
-            grid.paste(cell, (x0 + col * (cell_w + pad), header + row * (cell_h + pad)))
-    for row, name in enumerate(class_names):
-        draw.text((2, header + row * (cell_h + pad) + cell_h // 2 - 5), name[:13], fill=0)
-    return grid
+    rows = [[im for group in groups for im in group[r * per_class:(r + 1) * per_class]]
+            for r in range(len(class_names))]
+    return tile_grid(rows, scale=scale, block=per_class, row_labels=list(class_names),
+                     block_labels=[f"CFG {cfg:g}" for cfg in cfgs], label_width=label_width)
