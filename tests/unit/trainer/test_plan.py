@@ -123,7 +123,7 @@ def test_cell_parse() -> None:
     assert Cell.parse("sd/2/clip_templates") == Cell("sd", 2.0, "clip_templates")
     for bad in ("sd/2", "sd/x/classname", "//"):
         with pytest.raises(InvalidInput, match="cells"):
-            Cell.parse(bad)
+            Cell.parse(bad, field="cells")  # as `synscale train --cells` parses them
 
 
 def test_shard_source_identity() -> None:

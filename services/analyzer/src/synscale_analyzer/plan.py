@@ -11,32 +11,11 @@ from dataclasses import dataclass
 from functools import cache
 
 from synscale import ids
+from synscale.cells import Cell as CellKey
 from synscale.errors import InvalidInput
 from synscale.study import StudySpec, TrainingRecipe
-from synscale.v1 import common_pb2, trainer_pb2
+from synscale.v1 import trainer_pb2
 from synscale_analyzer.model import Source
-
-
-@dataclass(frozen=True, order=True)
-class CellKey:
-    generator: str
-    cfg: float
-    strategy: str
-
-    @property
-    def name(self) -> str:
-        return ids.cell_name(self.generator, self.cfg, self.strategy)
-
-    @property
-    def path(self) -> str:
-        return ids.cell_path(self.generator, self.cfg, self.strategy)
-
-    def proto(self) -> common_pb2.CellId:
-        return common_pb2.CellId(generator=self.generator, cfg=self.cfg, strategy=self.strategy)
-
-    @classmethod
-    def of(cls, cell: common_pb2.CellId) -> CellKey:
-        return cls(cell.generator, float(cell.cfg), cell.strategy)
 
 
 @dataclass(frozen=True)

@@ -22,43 +22,10 @@ from typing import Any
 import numpy as np
 
 from synscale import ids
+from synscale.cells import Cell
 from synscale.datasets import fashion_mnist
 from synscale.errors import InvalidInput, PreconditionFailed
 from synscale.study import ScoringSpec, StudySpec
-
-
-@dataclass(frozen=True)
-class Cell:
-    generator: str
-    cfg: float
-    strategy: str
-
-    @classmethod
-    def parse(cls, text: str) -> Cell:
-        """`<generator>/<cfg>/<strategy>`; cfg as `2`, `7.5` or `cfg7.5`."""
-        parts = text.split("/")
-        if len(parts) != 3 or not all(parts):
-            raise InvalidInput("cell", f"expected <generator>/<cfg>/<strategy>, got {text!r}")
-        try:
-            cfg = float(parts[1].removeprefix("cfg"))
-        except ValueError:
-            raise InvalidInput("cell", f"cfg {parts[1]!r} is not a number") from None
-        return cls(parts[0], cfg, parts[2])
-
-    @classmethod
-    def of(cls, cell: Any) -> Cell:
-        """From a synscale.v1 CellId."""
-        if not cell.generator or not cell.strategy:
-            raise InvalidInput("cell", "generator and strategy are required")
-        return cls(cell.generator, float(cell.cfg), cell.strategy)
-
-    def proto(self) -> Any:
-        from synscale.v1 import common_pb2
-
-        return common_pb2.CellId(generator=self.generator, cfg=self.cfg, strategy=self.strategy)
-
-    def __str__(self) -> str:
-        return f"{self.generator}/{ids.format_cfg(self.cfg)}/{self.strategy}"
 
 
 def _env_int(env: Mapping[str, str], key: str, default: int) -> int:

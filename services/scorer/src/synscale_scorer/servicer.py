@@ -22,7 +22,7 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
     def ScoreShards(self, request: Any, context: grpc.ServicerContext) -> Any:
         if not request.study_id:
             raise InvalidInput("study_id", "is required")
-        cell = Cell.of(request.cell)
+        cell = Cell.requested(request.cell)
         if not request.shards:
             raise InvalidInput("shards", "at least one shard is required")
         shards = [ShardInfo.of_ref(ref, f"shards[{i}]") for i, ref in enumerate(request.shards)]
@@ -38,7 +38,7 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
     def GetScores(self, request: Any, context: grpc.ServicerContext) -> Any:
         if not request.study_id:
             raise InvalidInput("study_id", "is required")
-        _, result = self.service.get_scores(request.study_id, Cell.of(request.cell))
+        _, result = self.service.get_scores(request.study_id, Cell.requested(request.cell))
         return result
 
 

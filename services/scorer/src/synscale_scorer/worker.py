@@ -44,7 +44,7 @@ class ShardReadyHandler:
             shard = ShardInfo.of_ref(ref)
             if not ref.job.study_id:
                 raise InvalidInput("shard.job.study_id", "is empty")
-            cell = Cell.of(ref.job.cell)
+            cell = Cell.requested(ref.job.cell)
             if ref.bucket and ref.bucket != self.ctx.store.bucket:
                 raise InvalidInput("shard.bucket", f"{ref.bucket!r} is not this scorer's bucket "
                                    f"{self.ctx.store.bucket!r}")

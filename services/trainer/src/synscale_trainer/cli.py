@@ -76,7 +76,7 @@ def build_job(args: argparse.Namespace, bucket: str) -> trainer_pb2.TrainingJob:
         cells: list[Cell] = []
         n_synth, n_real = 0, args.real_per_class or args.n
     else:
-        cells = [Cell.parse(c) for c in args.cells.split(",") if c.strip()]
+        cells = [Cell.parse(c, field="cells") for c in args.cells.split(",") if c.strip()]
         if not cells:
             raise InvalidInput("--cells", "give at least one cell, or --real-only")
         n_synth, n_real = args.n, args.real_per_class

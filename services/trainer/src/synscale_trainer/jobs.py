@@ -59,7 +59,7 @@ def normalise(job: trainer_pb2.TrainingJob) -> trainer_pb2.TrainingJob:
 
 
 def cells_of(job: trainer_pb2.TrainingJob) -> list[Cell]:
-    cells = [Cell(c.generator, c.cfg, c.strategy) for c in job.cells]
+    cells = [Cell.of(c) for c in job.cells]
     for i, c in enumerate(cells):
         if not c.generator or not c.strategy:
             raise InvalidInput(f"cells[{i}]", "generator and strategy must not be empty")

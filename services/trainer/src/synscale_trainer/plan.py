@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from synscale import ids
+from synscale.cells import Cell
 from synscale.datasets import fashion_mnist
 from synscale.errors import InvalidInput, PreconditionFailed
 from synscale.store.base import ObjectInfo, ObjectStore
@@ -29,29 +30,6 @@ from synscale_trainer.classes import ClassSet
 _SHARD_NAME = re.compile(r"^(\d{9})-(\d{6})\.tar$")
 REAL_CHUNK = 256  # real images per streaming source (the analogue of a shard)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-
-
-@dataclass(frozen=True)
-class Cell:
-    generator: str
-    cfg: float
-    strategy: str
-
-    @property
-    def name(self) -> str:
-        return ids.cell_name(self.generator, self.cfg, self.strategy)
-
-    @classmethod
-    def parse(cls, text: str) -> Cell:
-        """'<generator>/<cfg>/<strategy>', cfg as '2', '7.5' or 'cfg7.5'."""
-        parts = text.strip().split("/")
-        if len(parts) != 3 or not all(parts):
-            raise InvalidInput("cells", f"{text!r} is not <generator>/<cfg>/<strategy>")
-        try:
-            cfg = float(parts[1].removeprefix("cfg"))
-        except ValueError:
-            raise InvalidInput("cells", f"{text!r}: cfg {parts[1]!r} is not a number") from None
-        return cls(parts[0], cfg, parts[2])
 
 
 @dataclass(frozen=True)
