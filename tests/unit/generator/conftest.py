@@ -93,3 +93,15 @@ def job_for() -> Callable[..., generator_pb2.GenerationJob]:
 def spec_for() -> Callable[..., study_pb2.GeneratorSpec]:
     """Builder of stand-in GeneratorSpecs: spec_for(name, **fields)."""
     return standin_spec
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from 2 threads, and on a CPU shared with other jobs the
+    OpenMP barriers of 2 threads make them ~10x slower; restore the setting afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

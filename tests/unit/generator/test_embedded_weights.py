@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from synscale.errors import PreconditionFailed
 from synscale_generator.embedded.backend import EmbeddedBackend
@@ -22,15 +21,7 @@ from synscale_generator.embedded.weights import (
     sha256_of,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from 2 threads, and on a CPU shared with other jobs the
-    OpenMP barriers of 2 threads make them ~10x slower; restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_committed_weights_match_their_checksum() -> None:
