@@ -5,20 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from synscale.errors import InvalidInput
-
-
-def _positive(env: dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "")
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(name, f"must be an integer, got {raw!r}") from None
-    if value <= 0:
-        raise InvalidInput(name, f"must be positive, got {value}")
-    return value
+from synscale.config import env_int
 
 
 @dataclass(frozen=True)
@@ -32,8 +19,8 @@ class PrompterConfig:
     def from_env(cls, env: dict[str, str] | None = None) -> PrompterConfig:
         e = dict(os.environ if env is None else env)
         return cls(
-            shard_size=_positive(e, "SYNSCALE_SHARD_SIZE", cls.shard_size),
-            max_n=_positive(e, "SYNSCALE_PROMPTER_MAX_N", cls.max_n),
-            max_total=_positive(e, "SYNSCALE_PROMPTER_MAX_TOTAL", cls.max_total),
-            captions_per_class=_positive(e, "SYNSCALE_CAPTIONS_PER_CLASS", cls.captions_per_class),
+            shard_size=env_int(e, "SYNSCALE_SHARD_SIZE", cls.shard_size, minimum=1),
+            max_n=env_int(e, "SYNSCALE_PROMPTER_MAX_N", cls.max_n, minimum=1),
+            max_total=env_int(e, "SYNSCALE_PROMPTER_MAX_TOTAL", cls.max_total, minimum=1),
+            captions_per_class=env_int(e, "SYNSCALE_CAPTIONS_PER_CLASS", cls.captions_per_class, minimum=1),
         )

@@ -23,19 +23,10 @@ import numpy as np
 
 from synscale import ids
 from synscale.cells import Cell
+from synscale.config import env_int
 from synscale.datasets import fashion_mnist
 from synscale.errors import InvalidInput, PreconditionFailed
 from synscale.study import ScoringSpec, StudySpec
-
-
-def _env_int(env: Mapping[str, str], key: str, default: int) -> int:
-    raw = env.get(key, "")
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidInput(key, f"must be an integer, got {raw!r}") from None
 
 
 @dataclass(frozen=True)
@@ -86,7 +77,7 @@ class ScoringOptions:
             elif f.type in ("bool", bool):
                 updates[f.name] = env[key].strip().lower() in {"1", "true", "yes", "on"}
             else:
-                updates[f.name] = _env_int(env, key, getattr(base, f.name))
+                updates[f.name] = env_int(env, key, getattr(base, f.name))
         return replace(base, **updates)
 
     def as_dict(self) -> dict[str, Any]:
