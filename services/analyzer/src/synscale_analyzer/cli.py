@@ -133,8 +133,8 @@ def print_summary(doc: dict[str, Any], console: Any) -> None:
     for row in rows:
         ci = f"[{_f(row['alpha_lo'])}, {_f(row['alpha_hi'])}]"
         err = _f(row["value_at_max_n"]) + ("" if same_n else f" @ {row['max_n']}")
-        label = row["label"][len(prefix):] if prefix and row["label"].startswith(prefix) else row["label"]
-        table.add_row(label, _f(row["alpha"]), ci, err, _f(row["holdout_rel_error"]))
+        table.add_row(row["label"].removeprefix(prefix), _f(row["alpha"]), ci, err,
+                      _f(row["holdout_rel_error"]))
     console.print(table)
     for finding in doc["findings"]:
         console.print(f" • {finding}")
