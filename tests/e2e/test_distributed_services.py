@@ -26,10 +26,10 @@ import yaml
 
 from synscale import ids
 from synscale.embedded import run_study
+from synscale.plan import plan_runs, study_classes
 from synscale.store.file import FileStore
 from synscale.study import StudySpec, parse_study
 from synscale.testing.modules import load_module
-from synscale_analyzer.plan import plan_runs, study_classes
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 HERE = Path(__file__).resolve().parent
@@ -60,7 +60,7 @@ def _every_image_once(spec: StudySpec) -> Counter[tuple[str, float, str, str, in
     """Each (generator, cfg, strategy, class, index) of the study, once."""
     return Counter({(g.name, float(cfg), strategy, class_id, i): 1
                     for g in spec.generators for cfg in g.cfg for strategy in spec.strategies
-                    for class_id, _name in study_classes(spec) for i in range(spec.max_images_per_class)})
+                    for class_id in study_classes(spec).ids for i in range(spec.max_images_per_class)})
 
 
 def study_spec() -> StudySpec:

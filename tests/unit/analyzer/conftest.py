@@ -18,6 +18,7 @@ from google.protobuf import json_format
 
 from synscale import ids
 from synscale.bus.base import Message
+from synscale.plan import study_classes
 from synscale.runtime import ServiceContext, Subscription
 from synscale.shards import Sample, encode_png, iter_shard, write_shard
 from synscale.study import StudySpec, parse_study
@@ -29,7 +30,6 @@ from synscale_analyzer.model import (
     EvalRecord,
     RunRecord,
 )
-from synscale_analyzer.plan import study_classes
 
 CLASSES = (("c0", "alpha"), ("c1", "beta"), ("c2", "gamma"), ("c3", "delta"), ("c4", "epsilon"))
 
@@ -138,7 +138,7 @@ def fake_providers(log: FakeLog, shard_size: int = 8) -> dict[str, object]:
         def handle(m: Message) -> None:
             sub = study_pb2.StudySubmission.FromString(m.value)
             spec = parse_study(sub.spec_yaml)
-            classes = [cid for cid, _ in study_classes(spec)]
+            classes = list(study_classes(spec).ids)
             for g in spec.generators:
                 for strat in spec.strategies:
                     for k, cid in enumerate(classes):
@@ -183,7 +183,7 @@ def fake_providers(log: FakeLog, shard_size: int = 8) -> dict[str, object]:
             cell = job.cell
             prefix = ids.cell_prefix(job.study_id, cell.generator, cell.cfg, cell.strategy)
             images = sum(len(list(iter_shard(ctx.store.get(o.key)))) for o in ctx.store.list(prefix))
-            classes = [cid for cid, _ in study_classes(spec)]
+            classes = list(study_classes(spec).ids)
             if images < len(classes) * spec.max_images_per_class:
                 return  # the cell is not complete yet
             json_key = ids.score_key(job.study_id, cell.generator, cell.cfg, cell.strategy, "scores.json")
@@ -232,7 +232,7 @@ def fake_providers(log: FakeLog, shard_size: int = 8) -> dict[str, object]:
                 for j, es in enumerate(job.eval_sets):
                     a = alpha * (1.0 if j == 0 else 0.6)
                     per_class = {cid: 1 - min(0.95, amp * n ** (-a * (0.6 + 0.3 * k)))
-                                 for k, (cid, _) in enumerate(study_classes(spec))}
+                                 for k, cid in enumerate(study_classes(spec).ids)}
                     err = min(0.95, amp * n ** (-a) * (1 + 0.03 * _jitter(job.run_id, es)))
                     evals.append(trainer_pb2.EvalMetrics(set_name=es, top1=1 - err, loss=2 * err,
                                                          per_class=per_class, n=100))

@@ -13,12 +13,12 @@ from synscale.bus.base import PoisonMessage
 from synscale.bus.memory import MemoryBus
 from synscale.config import Topics
 from synscale.embedded import EmbeddedRunner, run_study
+from synscale.plan import cells_of, plan_runs
 from synscale.runtime import ServiceContext
 from synscale.store.file import FileStore
 from synscale.study import StudySpec
 from synscale.v1 import common_pb2, generator_pb2, study_pb2, trainer_pb2
 from synscale_analyzer.orchestrator import Orchestrator, launched_key, spec_key, submit_study
-from synscale_analyzer.plan import cells_of, plan_runs
 
 
 def make_ctx(root: Path) -> tuple[ServiceContext, MemoryBus]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from synscale.plan import cells_of, plan_runs
 from synscale.study import parse_study
-from synscale_analyzer.plan import cells_of, plan_runs
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 

@@ -86,8 +86,8 @@ def test_one_job_per_generator_cfg_strategy_class_chunk(memory) -> None:  # type
         assert job.class_index == {"tshirt": 0, "sneaker": 7, "bag": 8}[ident.class_id]
         assert job.generator.name == ident.cell.generator
     tiny = next(j for _, j in jobs if j.job.cell.generator == "tiny").generator
-    assert (tiny.backend, tiny.steps, list(tiny.cfg_grid), dict(tiny.options)) == \
-        ("embedded", 5, [1.0, 2.0], {"ema": "true", "eta": "0.5"})
+    assert (tiny.backend, tiny.steps, list(tiny.cfg_grid), dict(tiny.options), tiny.eta) == \
+        ("embedded", 5, [1.0, 2.0], {"ema": "true"}, 0.5)  # eta has its own field, not a repr() option
     other = next(j for _, j in jobs if j.job.cell.generator == "other").generator
     assert (other.backend, other.model_path, other.resolution) == ("sd", "/models/sd", 64)
 

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from synscale import classes as core
 from synscale.datasets import fashion_mnist
 from synscale.errors import InvalidInput, PreconditionFailed
 from synscale.study import EvaluationSpec
@@ -20,7 +21,7 @@ from synscale_trainer.models import arch_info
 
 def test_ood_suite_matches_the_study_defaults_and_has_full_size() -> None:
     assert tuple(EvaluationSpec().ood) == evalsets.OOD_NAMES
-    sets = evalsets.resolve_eval_sets([], classes.fashion(), {})
+    sets = evalsets.resolve_eval_sets([], core.fashion_mnist(), {})
     assert [s.name for s in sets] == ["fashion-mnist-test", *evalsets.OOD_NAMES]
     assert all(s.n == 10_000 and s.subset is None for s in sets)
 
@@ -56,7 +57,7 @@ def test_ood_transforms() -> None:
 
 def test_eval_limit_is_a_strided_subset_of_the_full_set() -> None:
     full, _ = evalsets.fashion_set("rotated")
-    (limited,) = evalsets.resolve_eval_sets(["rotated"], classes.fashion(), {}, limit=50)
+    (limited,) = evalsets.resolve_eval_sets(["rotated"], core.fashion_mnist(), {}, limit=50)
     assert limited.n == 50
     pre = arch_info("embedded-cnn").preprocess()
     x, _ = next(limited.batches(pre, 50))
@@ -66,9 +67,9 @@ def test_eval_limit_is_a_strided_subset_of_the_full_set() -> None:
 
 def test_unknown_and_mismatched_eval_sets() -> None:
     with pytest.raises(InvalidInput, match="unknown eval set 'blurred'"):
-        evalsets.resolve_eval_sets(["blurred"], classes.fashion(), {})
+        evalsets.resolve_eval_sets(["blurred"], core.fashion_mnist(), {})
     with pytest.raises(InvalidInput, match="ImageNet set"):
-        evalsets.resolve_eval_sets(["imagenet-a"], classes.fashion(), {})
+        evalsets.resolve_eval_sets(["imagenet-a"], core.fashion_mnist(), {})
 
 
 def _folder(root: Path, wnids: list[str], per_class: int = 2) -> Path:
@@ -83,8 +84,8 @@ def test_imagenet_a_is_restricted_to_its_200_classes(tmp_path: Path) -> None:
     a_wnids = sorted(classes.imagenet_subset("a"))
     assert len(a_wnids) == 200 and len(classes.imagenet_subset("r")) == 200
     root = _folder(tmp_path / "a", a_wnids[:3])
-    (es,) = evalsets.resolve_eval_sets(["imagenet-a"], classes.imagenet(), {"imagenet-a": str(root)})
-    index = classes.imagenet().id_to_index
+    (es,) = evalsets.resolve_eval_sets(["imagenet-a"], core.imagenet(), {"imagenet-a": str(root)})
+    index = core.imagenet().id_to_index
     assert es.n == 6 and es.subset == tuple(sorted(index[w] for w in a_wnids[:3]))
 
     class Fixed(nn.Module):
@@ -95,7 +96,7 @@ def test_imagenet_a_is_restricted_to_its_200_classes(tmp_path: Path) -> None:
             return logits
 
     pre = arch_info("resnet50").preprocess(32)
-    m = evaluate(Fixed(), es, pre, classes.imagenet(), device=torch.device("cpu"))
+    m = evaluate(Fixed(), es, pre, core.imagenet(), device=torch.device("cpu"))
     assert m.n == 6 and m.top1 == pytest.approx(2 / 6) and m.top5 == 1.0
     assert dict(m.per_class) == {a_wnids[0]: 0.0, a_wnids[1]: 1.0, a_wnids[2]: 0.0}
 
@@ -105,25 +106,25 @@ def test_folder_with_unknown_classes_fails_before_reading_images(tmp_path: Path)
     with pytest.raises(
         InvalidInput, match=r"eval_paths\[imagenet-r\].*2 unknown class folder\(s\): \['cats', 'n99999999'\]"
     ):
-        evalsets.resolve_eval_sets(["imagenet-r"], classes.imagenet(), {"imagenet-r": str(root)})
+        evalsets.resolve_eval_sets(["imagenet-r"], core.imagenet(), {"imagenet-r": str(root)})
     # a wnid of ImageNet-1k that is not one of ImageNet-A's 200 is unknown there
-    outside = next(w for w in classes.imagenet().ids if w not in classes.imagenet_subset("a"))
+    outside = next(w for w in core.imagenet().ids if w not in classes.imagenet_subset("a"))
     with pytest.raises(InvalidInput, match=outside):
         evalsets.resolve_eval_sets(
-            ["imagenet-a"], classes.imagenet(), {"imagenet-a": str(_folder(tmp_path / "a", [outside]))}
+            ["imagenet-a"], core.imagenet(), {"imagenet-a": str(_folder(tmp_path / "a", [outside]))}
         )
 
 
 def test_imagenet_v2_numeric_folders_and_missing_paths(tmp_path: Path) -> None:
     root = _folder(tmp_path / "v2", ["0", "999"], per_class=1)
-    (es,) = evalsets.resolve_eval_sets(["imagenet-v2"], classes.imagenet(), {"imagenet-v2": str(root)})
+    (es,) = evalsets.resolve_eval_sets(["imagenet-v2"], core.imagenet(), {"imagenet-v2": str(root)})
     assert es.n == 2 and es.subset == (0, 999)
     with pytest.raises(PreconditionFailed, match=r"eval_paths\[imagenet-val\]"):
-        evalsets.resolve_eval_sets(["imagenet-val"], classes.imagenet(), {})
+        evalsets.resolve_eval_sets(["imagenet-val"], core.imagenet(), {})
 
 
 def test_metrics_of_a_known_classifier() -> None:
-    (es,) = evalsets.resolve_eval_sets(["fashion-mnist-test"], classes.fashion(), {}, limit=200)
+    (es,) = evalsets.resolve_eval_sets(["fashion-mnist-test"], core.fashion_mnist(), {}, limit=200)
     labels = torch.cat([y for _, y in es.batches(arch_info("embedded-cnn").preprocess(), 64)])
 
     class Oracle(nn.Module):
@@ -144,7 +145,7 @@ def test_metrics_of_a_known_classifier() -> None:
         Oracle(),
         es,
         arch_info("embedded-cnn").preprocess(),
-        classes.fashion(),
+        core.fashion_mnist(),
         device=torch.device("cpu"),
         batch_size=64,
     )
@@ -155,7 +156,7 @@ def test_metrics_of_a_known_classifier() -> None:
 
 
 def test_restricted_classes_evaluate_only_their_images() -> None:
-    subset = classes.fashion().restrict(["ankle-boot", "trouser"])
+    subset = core.fashion_mnist().select(["ankle-boot", "trouser"])
     (es,) = evalsets.resolve_eval_sets(["inverted"], subset, {}, limit=60)
     _, y = next(es.batches(arch_info("embedded-cnn").preprocess(), 100))
     assert es.n == 60 and set(y.tolist()) == {0, 1} and es.subset is None
@@ -164,8 +165,8 @@ def test_restricted_classes_evaluate_only_their_images() -> None:
 
 
 def test_restricted_imagenet_skips_other_known_classes(tmp_path: Path) -> None:
-    ids = classes.imagenet().ids
-    subset = classes.imagenet().restrict([ids[5], ids[2]])
+    ids = core.imagenet().ids
+    subset = core.imagenet().select([ids[5], ids[2]])
     root = _folder(tmp_path / "val", [ids[2], ids[5], ids[7]])  # ids[7] is ImageNet but not the run's
     (es,) = evalsets.resolve_eval_sets(["imagenet-val"], subset, {"imagenet-val": str(root)})
     assert es.n == 4 and es.subset is None  # both run classes present: no logit restriction

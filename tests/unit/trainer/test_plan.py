@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from synscale import classes as core
 from synscale import ids
 from synscale.errors import InvalidInput
 from synscale.store.file import FileStore
-from synscale_trainer import classes
 from synscale_trainer.fixtures import write_fake_cell
 from synscale_trainer.plan import Cell, ShardSource, plan_training_set, split_evenly
 
@@ -22,7 +22,7 @@ def plan(store: FileStore, n: int, cells: list[Cell] | None = None, real: int = 
         store,
         study_id=STUDY,
         cells=[FAKE2] if cells is None else cells,
-        classes=classes.fashion(),
+        classes=core.fashion_mnist(),
         n_per_class=n,
         real_per_class=real,
     )
@@ -61,7 +61,7 @@ def test_real_images_are_the_first_k_of_each_class(store: FileStore) -> None:
     from synscale.datasets import fashion_mnist
 
     p = plan_training_set(
-        store, study_id=STUDY, cells=[], classes=classes.fashion(), n_per_class=0, real_per_class=300
+        store, study_id=STUDY, cells=[], classes=core.fashion_mnist(), n_per_class=0, real_per_class=300
     )
     assert p.n_images == 3000
     first = fashion_mnist.load("train").per_class_indices()[3][:300]
@@ -99,7 +99,7 @@ def test_missing_class_counts_as_too_few_images(store: FileStore) -> None:
 def test_real_request_beyond_the_dataset(store: FileStore) -> None:
     with pytest.raises(InvalidInput, match="real_per_class: Fashion-MNIST train has 6000 images"):
         plan_training_set(
-            store, study_id=STUDY, cells=[], classes=classes.fashion(), n_per_class=0, real_per_class=6001
+            store, study_id=STUDY, cells=[], classes=core.fashion_mnist(), n_per_class=0, real_per_class=6001
         )
 
 
@@ -131,19 +131,21 @@ def test_shard_source_identity() -> None:
     assert s.count == 4 and s.uid == "k/a.tar#0-4"
 
 
-def test_restricted_class_set_labels_in_the_given_order(store: FileStore) -> None:
+def test_restricted_class_set_labels_in_the_set_order(store: FileStore) -> None:
+    """One label order (synscale.classes): a restricted set keeps the set's order, whatever
+    order its ids are listed in — the prompter, scorer and analyzer label the same way."""
     write_fake_cell(store, STUDY, per_class=6, classes=("tshirt", "bag"))  # a study with classes.ids
-    subset = classes.fashion().restrict(["bag", "tshirt"])
-    assert subset.names == ("bag", "T-shirt") and subset.restricted
+    subset = core.fashion_mnist().select(["bag", "tshirt"])
+    assert subset.names == ("T-shirt", "bag") and subset.restricted
     p = plan_training_set(
         store, study_id=STUDY, cells=[FAKE2], classes=subset, n_per_class=4, real_per_class=3
     )
     assert p.per_class == {"bag": 7, "tshirt": 7}
-    assert {s.label for s in p.shard_sources if "/bag/" in s.key} == {0}
+    assert {s.label for s in p.shard_sources if "/bag/" in s.key} == {1}
     from synscale.datasets import fashion_mnist
 
     labels = fashion_mnist.load("train").labels
     real = [(s.label, r) for s in p.sources if not isinstance(s, ShardSource) for r in s.refs]
-    assert {(label, int(labels[r])) for label, r in real} == {(0, 8), (1, 0)}  # bag is Fashion label 8
-    with pytest.raises(InvalidInput, match="class_ids: not classes of fashion-mnist"):
-        classes.fashion().restrict(["tshirt", "cat"])
+    assert {(label, int(labels[r])) for label, r in real} == {(1, 8), (0, 0)}  # bag is Fashion label 8
+    with pytest.raises(InvalidInput, match=r"class_ids\[1\]: unknown class 'cat' in class set"):
+        core.fashion_mnist().select(["tshirt", "cat"])

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from synscale import classes as core
 from synscale.errors import PreconditionFailed
 from synscale.store.file import FileStore
-from synscale_trainer import classes
 from synscale_trainer.cache import Prefetcher, ShardCache
 from synscale_trainer.models import arch_info
 from synscale_trainer.plan import Cell, plan_training_set
@@ -33,7 +33,7 @@ def _dataset(store: FileStore, cache: Path, n: int = 12, real: int = 3, seed: in
         store,
         study_id=STUDY,
         cells=[Cell("fake", 2.0, "classname")],
-        classes=classes.fashion(),
+        classes=core.fashion_mnist(),
         n_per_class=n,
         real_per_class=real,
     )
@@ -41,7 +41,7 @@ def _dataset(store: FileStore, cache: Path, n: int = 12, real: int = 3, seed: in
     prefetch.submit([(s.key, s.sha256) for s in plan.shard_sources])
     pre = arch_info("embedded-cnn").preprocess(augment=True)
     return StreamingDataset(
-        plan.sources, cache, pre, classes.fashion().names, seed=seed, shuffle_buffer=16, interleave=4
+        plan.sources, cache, pre, core.fashion_mnist().names, seed=seed, shuffle_buffer=16, interleave=4
     )
 
 
@@ -64,7 +64,7 @@ def test_an_epoch_is_a_pure_function_of_seed_and_epoch(cell_store: FileStore, tm
 
 def test_texts_are_prompts_for_synthetic_and_captions_for_real(cell_store: FileStore, tmp_path: Path) -> None:
     _, labels, texts = _epoch(_dataset(cell_store, tmp_path / "cache"), 0)
-    names = classes.fashion().names
+    names = core.fashion_mnist().names
     assert sum(t == f"a photo of a {names[y]}." for y, t in zip(labels, texts, strict=True)) == 30  # real
     assert (
         sum(t.startswith(f"a photo of a {names[y]}, number") for y, t in zip(labels, texts, strict=True))

@@ -150,9 +150,9 @@ def test_ood_folder_with_unknown_classes_fails_before_compute(
     make_job: MakeJob,
     no_compute: None,
 ) -> None:
-    from synscale_trainer import classes
+    from synscale import classes as core
 
-    for wnid in classes.imagenet().ids:  # a valid real set: one (never read) image per class
+    for wnid in core.imagenet().ids:  # a valid real set: one (never read) image per class
         (tmp_path / "train" / wnid).mkdir(parents=True)
         (tmp_path / "train" / wnid / "x.png").write_bytes(b"")
     sketch = tmp_path / "sketch" / "not-a-wnid"

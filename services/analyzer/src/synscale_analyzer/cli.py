@@ -149,8 +149,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from synscale.plan import plan_runs, study_classes
     from synscale.study import load_study
-    from synscale_analyzer.plan import plan_runs, study_classes
 
     spec = load_study(args.file)
     classes = study_classes(spec)

@@ -29,12 +29,12 @@ from google.protobuf.message import Message as ProtoMessage
 
 from synscale import ids
 from synscale.bus.base import Message, PoisonMessage
+from synscale.cells import Cell as CellKey
 from synscale.errors import InvalidInput
 from synscale.runtime import ServiceContext
 from synscale.store.base import StoreError
 from synscale.study import StudySpec, parse_study
 from synscale.v1 import common_pb2, generator_pb2, scorer_pb2, study_pb2, trainer_pb2
-from synscale_analyzer.plan import CellKey
 from synscale_analyzer.state import StudyState
 
 log = logging.getLogger(__name__)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from synscale.plan import PlannedRun, eval_sets
 from synscale.v1 import scorer_pb2, trainer_pb2
 from synscale_analyzer.model import (
     AnalysisInput,
@@ -12,7 +13,6 @@ from synscale_analyzer.model import (
     EvalRecord,
     RunRecord,
 )
-from synscale_analyzer.plan import PlannedRun, eval_sets
 from synscale_analyzer.state import StudyState
 
 

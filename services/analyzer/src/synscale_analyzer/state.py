@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from synscale.cells import Cell as CellKey
+from synscale.plan import PlannedRun, cells_of, plan_runs, study_classes
 from synscale.study import StudySpec
 from synscale.v1 import scorer_pb2, study_pb2, trainer_pb2
-from synscale_analyzer.plan import CellKey, PlannedRun, cells_of, plan_runs, study_classes
 
 STAGES = ("generation", "scoring", "training", "analysis")
 
@@ -62,9 +63,10 @@ class StudyState:
     error: str = ""
 
     def __post_init__(self) -> None:
-        self.classes = study_classes(self.spec)
+        class_set = study_classes(self.spec)
+        self.classes = tuple(zip(class_set.ids, class_set.names, strict=True))
         self.cells = cells_of(self.spec)
-        self.runs = {r.run_id: r for r in plan_runs(self.spec, self.bucket)}
+        self.runs = {r.run_id: r for r in plan_runs(self.spec, self.bucket, class_set)}
         cap = self.spec.max_images_per_class
         self.coverage = {(c, cid): Coverage(cap) for c in self.cells for cid, _ in self.classes}
 

@@ -15,11 +15,13 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from synscale import ids
+from synscale.classes import BUILTIN_SETS, ClassDef, ClassSet, get_class_set
 from synscale.errors import InvalidInput
 from synscale.store.file import FileStore
 from synscale.v1 import common_pb2, generator_pb2, study_pb2
@@ -55,7 +57,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=0, help="images per batch (0: automatic)")
     p.add_argument("--negative-prompt", default="")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="backend option, e.g. eta=1.0, compile=true, channels_last=true, stage2_path=DIR")
+                   help="backend option, e.g. compile=true, channels_last=true, stage2_path=DIR")
+    p.add_argument("--eta", type=float, default=None,
+                   help="DDIM eta (default: the backend's, 1.0 embedded / the scheduler's own otherwise)")
     p.add_argument("--device", default="", help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--study", default="cli", help="study id the keys are made under")
     p.add_argument("--out", default="runs/generate", help="output folder (a FileStore lives here)")
@@ -108,43 +112,40 @@ def parse_options(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
+PromptBuilder = Callable[[ClassSet, str, int, str], list[tuple[ClassDef, list[str]]]]
+PROMPT_BUILDERS = "synscale.prompt_builders"  # entry-point group (the prompter registers one)
+
+
+def _cli_classes(classes: str, ids_filter: list[str] | None) -> ClassSet:
+    """`--classes`: a built-in set's name, or a comma-separated list of class names."""
+    if classes in BUILTIN_SETS:
+        return get_class_set(classes, ids=ids_filter, field="--classes")
+    names = [c.strip() for c in classes.split(",") if c.strip()]
+    entries = [{"id": ids.safe_component(name.lower()), "name": name} for name in names]
+    return get_class_set("custom", custom=entries, ids=ids_filter, field="--classes")
+
+
+def _prompt_builder() -> PromptBuilder | None:
+    """The prompter's builder when its distribution is installed (found by entry point, so
+    this package imports no other service), else None."""
+    found = entry_points(group=PROMPT_BUILDERS)
+    return next(iter(found)).load() if found else None
+
+
 def class_prompts(classes: str, class_ids: str, strategy: str, n: int, study: str,
                   ) -> list[tuple[str, int, list[str]]]:
-    """(class_id, class_index, prompt texts) per class, from the prompter when installed."""
+    """(class_id, class_index, prompt texts) per class (synscale.classes resolves the set).
+
+    The paper's strategies are the prompter's; without it only `classname` is available.
+    """
     ids_filter = [c.strip() for c in class_ids.split(",") if c.strip()] or None
-    try:
-        from synscale_prompter.builder import class_prompts as build
-        from synscale_prompter.builder import prepare_strategy
-        from synscale_prompter.classes import get_class_set
-    except ImportError:
-        return _fallback_prompts(classes, ids_filter, strategy, n)
-    if classes in ("fashion-mnist", "imagenet"):
-        class_set = get_class_set(classes, ids=ids_filter, field="--classes")
-    else:
-        names = [c.strip() for c in classes.split(",") if c.strip()]
-        entries = [{"id": ids.safe_component(name.lower()), "name": name} for name in names]
-        class_set = get_class_set("custom", custom=entries, ids=ids_filter, field="--classes")
-    strat = prepare_strategy(strategy, class_set, field="--strategy")
-    return [(c.id, c.index, [p.text for p in build(strat, c, 0, n, study)]) for c in class_set]
-
-
-def _fallback_prompts(classes: str, ids_filter: list[str] | None, strategy: str, n: int,
-                      ) -> list[tuple[str, int, list[str]]]:
-    """Without the prompter package only the plain class-name strategy is available."""
+    class_set = _cli_classes(classes, ids_filter)
+    build = _prompt_builder()
+    if build is not None:
+        return [(c.id, c.index, texts) for c, texts in build(class_set, strategy, n, study)]
     if strategy != "classname":
         raise InvalidInput("--strategy", "only 'classname' works without the prompter package installed")
-    if classes == "fashion-mnist":
-        from synscale.datasets.fashion_mnist import CLASSES
-
-        pairs = list(CLASSES)
-    else:
-        pairs = [(ids.safe_component(c.strip().lower()), c.strip()) for c in classes.split(",") if c.strip()]
-    out = []
-    for index, (cid, name) in enumerate(pairs):
-        if ids_filter and cid not in ids_filter:
-            continue
-        out.append((cid, index, [name] * n))
-    return out
+    return [(c.id, c.index, [c.name] * n) for c in class_set]
 
 
 def build_jobs(args: argparse.Namespace) -> dict[float, list[generator_pb2.GenerationJob]]:
@@ -155,7 +156,7 @@ def build_jobs(args: argparse.Namespace) -> dict[float, list[generator_pb2.Gener
         name=args.generator, backend=args.backend or args.generator, model_path=args.model_path,
         resolution=args.resolution, steps=args.steps, scheduler=args.scheduler, dtype=args.dtype,
         batch_size=args.batch_size, cfg_grid=cfgs, negative_prompt=args.negative_prompt,
-        options=parse_options(args.option),
+        options=parse_options(args.option), eta=args.eta,
     )
     per_class = class_prompts(args.classes, args.class_ids, args.strategy, args.n, args.study)
     return {

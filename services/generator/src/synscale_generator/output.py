@@ -62,6 +62,8 @@ class ShardPlan:
             "steps": spec.steps, "scheduler": spec.scheduler, "dtype": spec.dtype,
             "negative_prompt": spec.negative_prompt, "options": dict(sorted(spec.options.items())),
         }
+        if spec.HasField("eta"):  # unset keeps the fingerprints of jobs written before the field
+            settings["eta"] = float(spec.eta)
         return ids.digest(self.key, settings, self.job.job.cell.cfg, list(self.prompts), list(self.seeds),
                           length=32)
 

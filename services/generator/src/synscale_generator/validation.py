@@ -61,6 +61,7 @@ def check_spec(spec: study_pb2.GeneratorSpec) -> None:
 def settings_for(spec: study_pb2.GeneratorSpec, device: str) -> BackendSettings:
     return BackendSettings.create(
         spec.backend, spec.model_path, device, spec.dtype, spec.scheduler, dict(spec.options),
+        spec.eta if spec.HasField("eta") else None,
     )
 
 

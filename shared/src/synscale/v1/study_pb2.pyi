@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GeneratorSpec(_message.Message):
-    __slots__ = ("name", "backend", "model_path", "resolution", "steps", "scheduler", "dtype", "batch_size", "cfg_grid", "negative_prompt", "options")
+    __slots__ = ("name", "backend", "model_path", "resolution", "steps", "scheduler", "dtype", "batch_size", "cfg_grid", "negative_prompt", "options", "eta")
     class OptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,7 @@ class GeneratorSpec(_message.Message):
     CFG_GRID_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    ETA_FIELD_NUMBER: _ClassVar[int]
     name: str
     backend: str
     model_path: str
@@ -37,7 +38,8 @@ class GeneratorSpec(_message.Message):
     cfg_grid: _containers.RepeatedScalarFieldContainer[float]
     negative_prompt: str
     options: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., model_path: _Optional[str] = ..., resolution: _Optional[int] = ..., steps: _Optional[int] = ..., scheduler: _Optional[str] = ..., dtype: _Optional[str] = ..., batch_size: _Optional[int] = ..., cfg_grid: _Optional[_Iterable[float]] = ..., negative_prompt: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    eta: float
+    def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., model_path: _Optional[str] = ..., resolution: _Optional[int] = ..., steps: _Optional[int] = ..., scheduler: _Optional[str] = ..., dtype: _Optional[str] = ..., batch_size: _Optional[int] = ..., cfg_grid: _Optional[_Iterable[float]] = ..., negative_prompt: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., eta: _Optional[float] = ...) -> None: ...
 
 class StudySubmission(_message.Message):
     __slots__ = ("study_id", "spec_yaml", "submitted_at")

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TrainingJob(_message.Message):
-    __slots__ = ("study_id", "run_id", "kind", "arch", "cells", "n_per_class", "real_per_class", "seed", "eval_sets", "recipe_json", "bucket", "class_set", "real_path", "eval_paths", "image_size", "eval_limit", "class_ids")
+    __slots__ = ("study_id", "run_id", "kind", "arch", "cells", "n_per_class", "real_per_class", "seed", "eval_sets", "recipe_json", "bucket", "class_set", "real_path", "eval_paths", "image_size", "eval_limit", "class_ids", "classes")
     class EvalPathsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,7 @@ class TrainingJob(_message.Message):
     IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     EVAL_LIMIT_FIELD_NUMBER: _ClassVar[int]
     CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
     study_id: str
     run_id: str
     kind: str
@@ -50,7 +51,8 @@ class TrainingJob(_message.Message):
     image_size: int
     eval_limit: int
     class_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, study_id: _Optional[str] = ..., run_id: _Optional[str] = ..., kind: _Optional[str] = ..., arch: _Optional[str] = ..., cells: _Optional[_Iterable[_Union[_common_pb2.CellId, _Mapping]]] = ..., n_per_class: _Optional[int] = ..., real_per_class: _Optional[int] = ..., seed: _Optional[int] = ..., eval_sets: _Optional[_Iterable[str]] = ..., recipe_json: _Optional[str] = ..., bucket: _Optional[str] = ..., class_set: _Optional[str] = ..., real_path: _Optional[str] = ..., eval_paths: _Optional[_Mapping[str, str]] = ..., image_size: _Optional[int] = ..., eval_limit: _Optional[int] = ..., class_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    classes: _containers.RepeatedCompositeFieldContainer[_common_pb2.ClassInfo]
+    def __init__(self, study_id: _Optional[str] = ..., run_id: _Optional[str] = ..., kind: _Optional[str] = ..., arch: _Optional[str] = ..., cells: _Optional[_Iterable[_Union[_common_pb2.CellId, _Mapping]]] = ..., n_per_class: _Optional[int] = ..., real_per_class: _Optional[int] = ..., seed: _Optional[int] = ..., eval_sets: _Optional[_Iterable[str]] = ..., recipe_json: _Optional[str] = ..., bucket: _Optional[str] = ..., class_set: _Optional[str] = ..., real_path: _Optional[str] = ..., eval_paths: _Optional[_Mapping[str, str]] = ..., image_size: _Optional[int] = ..., eval_limit: _Optional[int] = ..., class_ids: _Optional[_Iterable[str]] = ..., classes: _Optional[_Iterable[_Union[_common_pb2.ClassInfo, _Mapping]]] = ...) -> None: ...
 
 class EvalMetrics(_message.Message):
     __slots__ = ("set_name", "top1", "top5", "loss", "per_class", "n")

@@ -56,6 +56,15 @@ class BackendSettings:
     dtype: str = "float32"
     scheduler: str = ""
     options: tuple[tuple[str, str], ...] = ()
+    eta: float | None = None  # GeneratorSpec.eta; None: the backend's own default
+
+    def eta_or(self, default: float) -> float:
+        """The sampler's eta: the job's when it sets one, else the backend's default."""
+        if self.eta is None:
+            return default
+        if not math.isfinite(self.eta):
+            raise InvalidInput("generator.eta", f"must be finite, got {self.eta}")
+        return float(self.eta)
 
     def option(self, name: str, default: str = "") -> str:
         return dict(self.options).get(name, default)
@@ -93,12 +102,12 @@ class BackendSettings:
     @classmethod
     def create(
         cls, backend: str, model_path: str = "", device: str = "cpu", dtype: str = "",
-        scheduler: str = "", options: Mapping[str, str] | None = None,
+        scheduler: str = "", options: Mapping[str, str] | None = None, eta: float | None = None,
     ) -> BackendSettings:
         """Normalise: empty dtype means bfloat16 on GPU and float32 elsewhere."""
         if not dtype:
             dtype = "bfloat16" if device.startswith("cuda") and backend != "embedded" else "float32"
-        return cls(backend, model_path, device, dtype, scheduler, tuple(sorted((options or {}).items())))
+        return cls(backend, model_path, device, dtype, scheduler, tuple(sorted((options or {}).items())), eta)
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ class DiffusersBackend:
         check_pipeline_class(index, cls.accepted_classes, settings.backend, settings.model_path)
         settings.flag("compile")
         settings.flag("channels_last")
-        settings.number("eta", 0.0)
+        settings.eta_or(0.0)
 
     def _load_shared(self, settings: BackendSettings) -> Any:
         key = (
@@ -149,8 +149,8 @@ class DiffusersBackend:
             kwargs["height"] = kwargs["width"] = params.resolution
         if params.negative_prompt and params.guided:
             kwargs["negative_prompt"] = [params.negative_prompt] * len(prompts)
-        if self.settings.option("eta"):
-            kwargs["eta"] = self.settings.number("eta", 0.0)
+        if self.settings.eta is not None:
+            kwargs["eta"] = self.settings.eta_or(0.0)
         return {k: v for k, v in kwargs.items() if k in self._call_params}
 
     def generate(

@@ -39,9 +39,9 @@ def check_embedded(settings: BackendSettings) -> None:
     if settings.model_path and not Path(settings.model_path).expanduser().exists():
         raise PreconditionFailed(f"generator.model_path: embedded weights {settings.model_path} do not exist")
     settings.flag("compile")
-    eta = settings.number("eta", 1.0)
+    eta = settings.eta_or(1.0)
     if not 0 <= eta <= 1:
-        raise InvalidInput("generator.options.eta", f"must be within [0, 1], got {eta}")
+        raise InvalidInput("generator.eta", f"must be within [0, 1], got {eta}")
     _embedded_class()
     from synscale_generator.embedded.weights import DEFAULT_WEIGHTS
 
@@ -66,7 +66,7 @@ class EmbeddedAdapter:
             check_embedded(settings)
             inner = _embedded_class()(
                 weights=settings.model_path or None, device=settings.device,
-                scheduler=settings.scheduler or "ddim", eta=settings.number("eta", 1.0),
+                scheduler=settings.scheduler or "ddim", eta=settings.eta_or(1.0),
             )
         self.inner = inner
         if settings.flag("compile") and hasattr(inner, "unet"):

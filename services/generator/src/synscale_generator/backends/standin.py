@@ -47,7 +47,7 @@ class EmbeddedShapedBackend:
 
         self.settings = settings or BackendSettings("embedded-random")
         self.device = torch.device(self.settings.device)
-        self.eta = self.settings.number("eta", eta)
+        self.eta = self.settings.eta_or(eta)
         width = channels if settings is None else tuple(
             int(c) for c in self.settings.option("channels", ",".join(map(str, channels))).split(",")
         )
