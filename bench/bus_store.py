@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synscale import ids
+from synscale import layout
 from synscale.bus.base import Bus
 from synscale.bus.memory import MemoryBus
 from synscale.shards import Sample, encode_png, write_shard
@@ -32,7 +32,7 @@ def _event(i: int) -> bytes:
     cell = common_pb2.CellId(generator="embedded", cfg=2.0, strategy="classname")
     job = common_pb2.JobIdentity(study_id="bench", cell=cell, class_id=f"c{i % 10}",
                                  seed_start=i * 64, seed_count=64)
-    key = ids.shard_key("bench", "embedded", 2.0, "classname", f"c{i % 10}", i * 64, 64)
+    key = layout.shard_key("bench", "embedded", 2.0, "classname", f"c{i % 10}", i * 64, 64)
     ref = common_pb2.ShardRef(bucket="bench", key=key, sha256="0" * 64, count=64, size_bytes=1 << 16,
                               job=job, shard_index=i)
     return generator_pb2.ShardReady(shard=ref).SerializeToString()

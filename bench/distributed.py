@@ -52,6 +52,7 @@ from typing import IO, Any
 
 from kafka.partitioner.default import murmur2
 
+from synscale import layout
 from synscale.bus.kafka import KafkaBus
 
 HERE = Path(__file__).resolve()
@@ -295,10 +296,9 @@ class GenJob:
 
 def shard_digests(store: Any, study_id: str) -> dict[str, str]:
     """{shard key: sha256} of one study's images."""
-    from synscale import ids
 
     out = {}
-    for info in store.list(f"{ids.study_prefix(study_id)}/images/"):
+    for info in store.list(f"{layout.study_prefix(study_id)}/images/"):
         stat = store.stat(info.key)
         out[info.key] = stat.sha256 if stat is not None else ""
     return out

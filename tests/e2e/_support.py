@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from synscale import ids
+from synscale import ids, layout
 from synscale.grpc_server import check_health
 from synscale.shards import iter_shard
 from synscale.store.base import ObjectStore
@@ -185,7 +185,7 @@ def _is_bookkeeping(rel: str) -> bool:
 
 def study_artifacts(store: ObjectStore, study_id: str) -> dict[str, str]:
     """{key below the study prefix: sha256} for every artifact a study produced."""
-    prefix = ids.study_prefix(study_id) + "/"
+    prefix = layout.study_prefix(study_id) + "/"
     out: dict[str, str] = {}
     for info in store.list(prefix):
         rel = info.key[len(prefix):]
@@ -198,8 +198,8 @@ def study_artifacts(store: ObjectStore, study_id: str) -> dict[str, str]:
 
 
 def shard_keys(store: ObjectStore, study_id: str) -> list[str]:
-    prefix = f"{ids.study_prefix(study_id)}/images/"
-    return sorted(o.key for o in store.list(prefix) if o.key.endswith(".tar"))
+    listed = store.list(layout.images_prefix(study_id))
+    return sorted(o.key for o in listed if layout.parse_shard_key(o.key) is not None)
 
 
 def sample_counts(store: ObjectStore, study_id: str) -> Counter[tuple[str, float, str, str, int]]:

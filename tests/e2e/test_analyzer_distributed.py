@@ -23,7 +23,7 @@ from typing import Any
 import grpc
 import pytest
 
-from synscale import ids
+from synscale import layout
 from synscale.bus.kafka import KafkaBus
 from synscale.cli import main
 from synscale.config import Topics
@@ -101,7 +101,7 @@ def test_killed_analyzer_is_restarted_and_the_study_completes(
         grpc.channel_ready_future(channel).result(timeout=60)
         stub = study_pb2_grpc.AnalyzerStub(channel)
         stub.SubmitStudy(study_pb2.SubmitStudyRequest(spec_yaml=spec.to_yaml()), timeout=30)
-        runs_prefix = f"{ids.study_prefix(spec.study_id)}/runs/"
+        runs_prefix = f"{layout.study_prefix(spec.study_id)}/runs/"
 
         def results() -> int:
             return sum(1 for o in minio_store.list(runs_prefix) if o.key.endswith("/result.json"))
@@ -111,7 +111,7 @@ def test_killed_analyzer_is_restarted_and_the_study_completes(
         proc.wait(30)
         # The stand-in trainers keep running and may finish every run now; what the killed
         # analyzer must not have done is the report, which only a restarted one can write.
-        report_key = ids.report_key(spec.study_id, "report.json")
+        report_key = layout.report_key(spec.study_id, "report.json")
         assert not minio_store.exists(report_key), "the study finished before the analyzer could be killed"
 
         proc = _start_analyzer(analyzer_env, port, log_path)
@@ -137,7 +137,7 @@ def test_killed_analyzer_is_restarted_and_the_study_completes(
                 os.killpg(proc.pid, signal.SIGKILL)
         services.close()
     log_text = log_path.read_text(errors="replace")
-    distributed = json.loads(minio_store.get(ids.report_key(spec.study_id, "report.json")))
+    distributed = json.loads(minio_store.get(layout.report_key(spec.study_id, "report.json")))
 
     # The same study in the embedded runtime, with the same stand-ins: the same numbers.
     embedded_log, providers = fakes.FakeLog(), None

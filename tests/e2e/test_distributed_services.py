@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from synscale import ids
+from synscale import layout
 from synscale.embedded import run_study
 from synscale.plan import plan_runs, study_classes
 from synscale.store.file import FileStore
@@ -112,7 +112,7 @@ def deployment(infra_env: dict[str, str], minio_store: Any, unique: str,
 
 
 def _report(store: Any, study_id: str) -> dict[str, Any]:
-    return json.loads(store.get(ids.report_key(study_id, "report.json")))
+    return json.loads(store.get(layout.report_key(study_id, "report.json")))
 
 
 # A training run records its wall-clock time and the bucket it read from, in result.json and
@@ -131,7 +131,7 @@ def _without_wall_clock(doc: Any) -> Any:
 
 
 def _run_results(store: Any, study_id: str, artifacts: dict[str, str]) -> dict[str, Any]:
-    prefix = ids.study_prefix(study_id) + "/"
+    prefix = layout.study_prefix(study_id) + "/"
     return {k: _without_wall_clock(json.loads(store.get(prefix + k)))
             for k in artifacts if k.startswith("runs/") and k.endswith("/result.json")}
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from synscale import ids
+from synscale import ids, layout
 from synscale.bus.base import Message
 from synscale.config import Topics
 from synscale.datasets import fashion_mnist
@@ -53,7 +53,7 @@ def _shard_event(store: MinioStore, study: str, class_id: str, start: int, count
                       {"class_id": class_id, "index": i, "study_id": study})
                for i in range(start, start + count)]
     data = write_shard(samples)
-    key = ids.shard_key(study, CELL.generator, CELL.cfg, CELL.strategy, class_id, start, count)
+    key = layout.shard_key(study, CELL.generator, CELL.cfg, CELL.strategy, class_id, start, count)
     info = store.put(key, data)
     job = common_pb2.JobIdentity(study_id=study, cell=CELL.proto(), class_id=class_id,
                                  seed_start=start, seed_count=count)
@@ -103,7 +103,7 @@ def test_shard_events_over_kafka_and_minio(kafka_bus, infra_env: dict[str, str],
     assert [c.class_id for c in result.classes] == ["trouser", "bag"]
     assert result.macro_f1 > 0.8  # real images, committed reference
     assert np.isfinite(result.fid) and result.lpips > 0
-    prefix = ids.score_key(study, CELL.generator, CELL.cfg, CELL.strategy, "x")[:-1]
+    prefix = layout.score_key(study, CELL.generator, CELL.cfg, CELL.strategy, "x")[:-1]
     names = sorted(o.key[len(prefix):] for o in store.list(prefix))
     assert names == ["partials/bag-000000000-000002.npz", "partials/bag-000000002-000002.npz",
                      "partials/trouser-000000000-000002.npz", "partials/trouser-000000002-000002.npz",

@@ -1,7 +1,8 @@
 """Deterministic identities and object keys.
 
 Every job, shard, image and run key is a pure function of what it is made of (study,
-generator, CFG, strategy, class, seed range). A redelivered job therefore rewrites the
+generator, CFG, strategy, class, seed range); the keys themselves are laid out (and
+parsed) in `synscale.layout`, from the components made safe here. A redelivered job therefore rewrites the
 same object, which is what makes at-least-once delivery safe. Keys use a safe alphabet
 whatever class names or prompts contain: user text never reaches a path unescaped.
 """
@@ -93,23 +94,6 @@ def image_seed(study_id: str, generator: str, strategy: str, class_id: str, inde
     return int(digest(study_id, generator, strategy, class_id, int(index), length=15), 16)
 
 
-def shard_key(
-    study_id: str,
-    generator: str,
-    cfg: float,
-    strategy: str,
-    class_id: str,
-    seed_start: int,
-    seed_count: int,
-) -> str:
-    """Object key of the shard holding images [seed_start, seed_start + seed_count)."""
-    key = (
-        f"studies/{safe_component(study_id)}/images/{cell_path(generator, cfg, strategy)}/"
-        f"{safe_component(class_id)}/{int(seed_start):09d}-{int(seed_count):06d}.tar"
-    )
-    return validate_key(key)
-
-
 def sample_key(class_id: str, index: int) -> str:
     """WebDataset sample key of one image (no dots: webdataset splits extensions on them)."""
     return f"{safe_component(class_id).replace('.', '_')}_{int(index):09d}"
@@ -123,26 +107,3 @@ def job_id(fields: Mapping[str, Any]) -> str:
 def study_id_from_spec(name: str, spec: Mapping[str, Any]) -> str:
     """A study id readable by people and unique to the spec's content."""
     return f"{safe_component(name, 40)}-{digest(dict(spec), length=8)}"
-
-
-def study_prefix(study_id: str) -> str:
-    return f"studies/{safe_component(study_id)}"
-
-
-def cell_prefix(study_id: str, generator: str, cfg: float, strategy: str) -> str:
-    """Prefix under which every shard of one cell lives (one sub-folder per class)."""
-    return f"{study_prefix(study_id)}/images/{cell_path(generator, cfg, strategy)}/"
-
-
-def score_key(study_id: str, generator: str, cfg: float, strategy: str, name: str) -> str:
-    """Score artifacts of a cell: scores.json, table.csv, partials/<shard>.npz."""
-    return validate_key(f"{study_prefix(study_id)}/scores/{cell_path(generator, cfg, strategy)}/{name}")
-
-
-def run_key(study_id: str, run_id: str, name: str) -> str:
-    """Artifacts of one training run: result.json, checkpoint.pt."""
-    return validate_key(f"{study_prefix(study_id)}/runs/{safe_component(run_id)}/{name}")
-
-
-def report_key(study_id: str, name: str) -> str:
-    return validate_key(f"{study_prefix(study_id)}/report/{name}")

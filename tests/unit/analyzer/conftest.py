@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from google.protobuf import json_format
 
-from synscale import ids
+from synscale import ids, layout, plan
 from synscale.bus.base import Message
 from synscale.plan import study_classes
 from synscale.runtime import ServiceContext, Subscription
@@ -132,32 +132,23 @@ def fake_providers(log: FakeLog, shard_size: int = 8) -> dict[str, object]:
     """prompter, generator, scorer and trainer stand-ins; the real analyzer is added by the caller."""
 
     def spec_of(ctx: ServiceContext, study_id: str) -> StudySpec:
-        return parse_study(ctx.store.get(f"{ids.study_prefix(study_id)}/study.yaml").decode())
+        return parse_study(ctx.store.get(layout.spec_key(study_id)).decode())
 
     def prompter(ctx: ServiceContext) -> list[Subscription]:
         def handle(m: Message) -> None:
             sub = study_pb2.StudySubmission.FromString(m.value)
             spec = parse_study(sub.spec_yaml)
-            classes = list(study_classes(spec).ids)
-            for g in spec.generators:
-                for strat in spec.strategies:
-                    for k, cid in enumerate(classes):
-                        for start in range(0, spec.max_images_per_class, shard_size):
-                            count = min(shard_size, spec.max_images_per_class - start)
-                            for cfg in g.cfg:
-                                ident = common_pb2.JobIdentity(
-                                    study_id=spec.study_id, class_id=cid, seed_start=start, seed_count=count,
-                                    cell=common_pb2.CellId(generator=g.name, cfg=cfg, strategy=strat))
-                                job = generator_pb2.GenerationJob(job=ident, class_index=k)
-                                ctx.publish("generation-jobs", job.SerializeToString(),
-                                            key=ids.job_id({"k": str(ident)}))
+            for chunk in plan.chunks(spec, study_classes(spec), shard_size):  # the study's jobs
+                for ident in chunk.identities(spec.study_id):
+                    job = generator_pb2.GenerationJob(job=ident, class_index=chunk.label)
+                    ctx.publish("generation-jobs", job.SerializeToString(), key=ids.job_id({"k": str(ident)}))
 
         return [Subscription(("study-submissions",), "prompter", handle)]
 
     def generator(ctx: ServiceContext) -> list[Subscription]:
         def handle(m: Message) -> None:
             job = generator_pb2.GenerationJob.FromString(m.value).job
-            key = ids.shard_key(job.study_id, job.cell.generator, job.cell.cfg, job.cell.strategy,
+            key = layout.shard_key(job.study_id, job.cell.generator, job.cell.cfg, job.cell.strategy,
                                 job.class_id, job.seed_start, job.seed_count)
             info = ctx.store.stat(key)
             if info is None:
@@ -181,12 +172,12 @@ def fake_providers(log: FakeLog, shard_size: int = 8) -> dict[str, object]:
             job = ref.job
             spec = spec_of(ctx, job.study_id)
             cell = job.cell
-            prefix = ids.cell_prefix(job.study_id, cell.generator, cell.cfg, cell.strategy)
+            prefix = layout.cell_prefix(job.study_id, cell.generator, cell.cfg, cell.strategy)
             images = sum(len(list(iter_shard(ctx.store.get(o.key)))) for o in ctx.store.list(prefix))
             classes = list(study_classes(spec).ids)
             if images < len(classes) * spec.max_images_per_class:
                 return  # the cell is not complete yet
-            json_key = ids.score_key(job.study_id, cell.generator, cell.cfg, cell.strategy, "scores.json")
+            json_key = layout.score_key(job.study_id, cell.generator, cell.cfg, cell.strategy, "scores.json")
             if ctx.store.exists(json_key):
                 from synscale_analyzer.orchestrator import score_from_json
 
@@ -218,7 +209,7 @@ def fake_providers(log: FakeLog, shard_size: int = 8) -> dict[str, object]:
     def trainer(ctx: ServiceContext) -> list[Subscription]:
         def handle(m: Message) -> None:
             job = trainer_pb2.TrainingJob.FromString(m.value)
-            key = ids.run_key(job.study_id, job.run_id, "result.json")
+            key = layout.run_key(job.study_id, job.run_id, "result.json")
             if ctx.store.exists(key):
                 result = json_format.Parse(ctx.store.get(key).decode(), trainer_pb2.RunResult())
             else:

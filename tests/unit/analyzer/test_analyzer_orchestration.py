@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 
-from synscale import ids
+from synscale import layout
 from synscale.bus.base import PoisonMessage
 from synscale.bus.memory import MemoryBus
 from synscale.config import Topics
@@ -37,7 +37,7 @@ def shard_event(spec: StudySpec, cell: object, class_id: str, start: int, count:
     g, cfg, strat = cell.generator, cell.cfg, cell.strategy  # type: ignore[attr-defined]
     ident = common_pb2.JobIdentity(study_id=spec.study_id, cell=common_pb2.CellId(generator=g, cfg=cfg,
                                    strategy=strat), class_id=class_id, seed_start=start, seed_count=count)
-    key = ids.shard_key(spec.study_id, g, cfg, strat, class_id, start, count)
+    key = layout.shard_key(spec.study_id, g, cfg, strat, class_id, start, count)
     ref = common_pb2.ShardRef(key=key, count=count, job=ident)
     return generator_pb2.ShardReady(shard=ref).SerializeToString()
 
@@ -100,7 +100,7 @@ def test_restarted_analyzer_rebuilds_state_from_the_store(tmp_path: Path, toy_sp
     trained = sum(log.runs_trained.values())
     assert stages["training"] == (trained, 27)
     assert stages["generation"][0] == sum(
-        8 for key in log.shards_written if key.startswith(ids.study_prefix(toy_spec.study_id)))
+        8 for key in log.shards_written if key.startswith(layout.study_prefix(toy_spec.study_id)))
     # Launched runs are remembered: a restart alone does not launch them twice...
     orch.on_shard(shard_event(toy_spec, cells_of(toy_spec)[0], "tshirt", 0, 8))
     assert [j.run_id for j in jobs_published(bus, ctx)] == []
@@ -118,11 +118,11 @@ def test_restart_after_all_work_finishes_the_report_on_a_duplicate_event(
     _, providers = fakes()
     assert run_study(toy_spec, tmp_path, providers=providers, progress=False).state == "done"
     ctx, bus = make_ctx(tmp_path / "store")
-    report_key = ids.report_key(toy_spec.study_id, "report.json")
+    report_key = layout.report_key(toy_spec.study_id, "report.json")
     ctx.store.delete(report_key)
     orch = Orchestrator(ctx)
     assert orch.status(toy_spec.study_id).state != "done"
-    runs_prefix = f"{ids.study_prefix(toy_spec.study_id)}/runs/"
+    runs_prefix = f"{layout.study_prefix(toy_spec.study_id)}/runs/"
     last = next(o.key for o in ctx.store.list(runs_prefix) if o.key.endswith("/result.json"))
     result = json_format.Parse(ctx.store.get(last), trainer_pb2.RunResult(), ignore_unknown_fields=True)
     orch.on_run_result(result.SerializeToString())

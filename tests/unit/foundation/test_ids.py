@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from synscale import ids
+from synscale import ids, layout
 
 HOSTILE = [
     "../../etc", "..", "/root", "tab\tand\nnewline", "Ünïcødé 猫 🐈", "a" * 10_000, "x/../../y",
@@ -14,7 +14,7 @@ HOSTILE = [
 
 @pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_class_names_give_safe_valid_keys(name: str) -> None:
-    key = ids.shard_key("study", "gen", 2.0, "classname", name, 0, 64)
+    key = layout.shard_key("study", "gen", 2.0, "classname", name, 0, 64)
     assert ids.validate_key(key) == key
     assert ".." not in key.split("/") and not key.startswith("/")
     assert all(32 < ord(c) < 127 for c in key)
@@ -34,8 +34,8 @@ def test_plain_names_are_kept_readable() -> None:
 
 def test_keys_and_seeds_are_deterministic() -> None:
     args = ("study", "embedded", 7.5, "clip_templates", "tshirt", 128, 64)
-    assert ids.shard_key(*args) == ids.shard_key(*args)
-    assert ids.shard_key(*args).endswith("/embedded/cfg7.5/clip_templates/tshirt/000000128-000064.tar")
+    assert layout.shard_key(*args) == layout.shard_key(*args)
+    assert layout.shard_key(*args).endswith("/embedded/cfg7.5/clip_templates/tshirt/000000128-000064.tar")
     s1 = ids.image_seed("s", "g", "st", "c", 3)
     assert s1 == ids.image_seed("s", "g", "st", "c", 3) != ids.image_seed("s", "g", "st", "c", 4)
     assert 0 <= s1 < 2**63

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synscale import ids
+from synscale import layout
 from synscale.cli import main
 from synscale.shards import iter_shard
 from synscale.store.file import FileStore
@@ -26,7 +26,8 @@ def test_generate_writes_shards_and_a_grid_then_reuses_them(
     store = FileStore(tmp_path, "synscale")
     for cfg in (1.0, 2.0):
         for class_id in ("tshirt", "bag"):
-            samples = list(iter_shard(store.get(ids.shard_key("cli", "g", cfg, "classname", class_id, 0, 3))))
+            key = layout.shard_key("cli", "g", cfg, "classname", class_id, 0, 3)
+            samples = list(iter_shard(store.get(key)))
             assert len(samples) == 3 and samples[0].meta["class_id"] == class_id
     grid = Image.open(tmp_path / "grid-g.png")
     assert grid.mode == "L" and grid.width > grid.height  # 2 class rows x (2 CFG x 3) columns

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from synscale import ids
+from synscale import ids, layout
 from synscale.shards import decode_png, iter_shard
 from synscale.store.file import FileStore
 from synscale.v1 import generator_pb2
@@ -36,7 +36,7 @@ def test_job_writes_one_shard_with_keys_seeds_and_meta(tmp_path: Path, job_for: 
     store, events = FileStore(tmp_path, "b"), []  # type: ignore[var-annotated]
     job = job_for("bag", n=3, cfg=2.0, class_index=8, seed_start=6)
     progress = list(runner_for(store, events).run([job]))
-    key = ids.shard_key("study-t", "gen", 2.0, "classname", "bag", 6, 3)
+    key = layout.shard_key("study-t", "gen", 2.0, "classname", "bag", 6, 3)
     assert [e.shard.key for e in events] == [key]
     ref = events[0].shard
     assert (ref.count, ref.bucket, ref.job.seed_start, ref.job.seed_count, events[0].reannounced) == (
@@ -125,7 +125,7 @@ def test_shard_size_splits_a_job_into_ranges(tmp_path: Path, job_for: Job) -> No
     list(runner_for(store, events).run([job_for("bag", n=5, shard_size=2)]))
     assert [(e.shard.job.seed_start, e.shard.count, e.shard.shard_index) for e in events] == [
         (0, 2, 0), (2, 2, 1), (4, 1, 2)]
-    assert events[2].shard.key == ids.shard_key("study-t", "gen", 2.0, "classname", "bag", 4, 1)
+    assert events[2].shard.key == layout.shard_key("study-t", "gen", 2.0, "classname", "bag", 4, 1)
 
 
 def test_a_study_job_is_not_padded_beyond_the_study_job_size(tmp_path: Path, job_for: Job, spec_for) -> None:  # type: ignore[no-untyped-def]

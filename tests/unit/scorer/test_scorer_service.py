@@ -9,6 +9,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from synscale import layout
 from synscale.bus.base import RetryPolicy
 from synscale.bus.memory import MemoryBus
 from synscale.grpc_server import build_server
@@ -17,7 +18,7 @@ from synscale.store.file import FileStore
 from synscale.v1 import common_pb2, generator_pb2, scorer_pb2, scorer_pb2_grpc
 from synscale_scorer import servicer as servicer_mod
 from synscale_scorer.plan import Cell
-from synscale_scorer.service import ScorerService, covered, study_key
+from synscale_scorer.service import ScorerService, study_key
 from synscale_scorer.worker import ShardReadyHandler, subscriptions
 
 from .conftest import STUDY_YAML, make_shard, real_images
@@ -35,10 +36,9 @@ def _study(store: FileStore) -> str:
 
 
 def _shard_ready(store: FileStore, study: str, class_id: str, start: int, count: int = 3) -> bytes:
-    from synscale import ids
 
     data = make_shard(study, CELL, class_id, start, real_images(class_id, count, start))
-    key = ids.shard_key(study, CELL.generator, CELL.cfg, CELL.strategy, class_id, start, count)
+    key = layout.shard_key(study, CELL.generator, CELL.cfg, CELL.strategy, class_id, start, count)
     info = store.put(key, data)
     job = common_pb2.JobIdentity(study_id=study, cell=CELL.proto(), class_id=class_id,
                                  seed_start=start, seed_count=count)
@@ -48,6 +48,7 @@ def _shard_ready(store: FileStore, study: str, class_id: str, start: int, count:
 
 
 def test_coverage_rule() -> None:
+    covered = layout.covers  # the one coverage rule (synscale.layout)
     assert covered([(0, 3), (3, 3)], 6) and covered([(3, 3), (0, 4)], 6)
     assert not covered([(0, 3), (4, 2)], 6) and not covered([], 1) and covered([], 0)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from synscale import classes as core
-from synscale import ids
+from synscale import layout
 from synscale.errors import InvalidInput
 from synscale.store.file import FileStore
 from synscale_trainer.fixtures import write_fake_cell
@@ -35,7 +35,7 @@ def test_first_n_per_class_in_index_order(cell_store: FileStore) -> None:
     tshirt = sorted((s for s in p.shard_sources if s.label == 0), key=lambda s: s.lo)
     # shards of 8: images 0-7 from the first shard, 8-11 from the second (a partial read)
     assert [(s.lo, s.hi) for s in tshirt] == [(0, 8), (8, 12)]
-    assert tshirt[0].key == ids.shard_key(STUDY, "fake", 2.0, "classname", "tshirt", 0, 8)
+    assert tshirt[0].key == layout.shard_key(STUDY, "fake", 2.0, "classname", "tshirt", 0, 8)
     assert all(len(s.sha256) == 64 for s in p.shard_sources)
 
 
@@ -149,3 +149,15 @@ def test_restricted_class_set_labels_in_the_set_order(store: FileStore) -> None:
     assert {(label, int(labels[r])) for label, r in real} == {(1, 8), (0, 0)}  # bag is Fashion label 8
     with pytest.raises(InvalidInput, match=r"class_ids\[1\]: unknown class 'cat' in class set"):
         core.fashion_mnist().select(["tshirt", "cat"])
+
+
+def test_a_gap_in_a_class_is_not_covered(store: FileStore) -> None:
+    """Images 0..N-1 or nothing (synscale.layout's one rule): shards [0, 10) and [20, 30)
+    hold 20 images but only 10 from index 0, so a run of 20 per class is refused."""
+    keys = write_fake_cell(store, STUDY, per_class=30, shard_size=10, classes=("bag",))
+    store.delete(next(k for k in keys if k.endswith("000000010-000010.tar")))
+    bag = core.fashion_mnist().select(["bag"])
+    ok = plan_training_set(store, study_id=STUDY, cells=[FAKE2], classes=bag, n_per_class=10, real_per_class=0)
+    assert {(s.lo, s.hi) for s in ok.shard_sources} == {(0, 10)}
+    with pytest.raises(InvalidInput, match="has 10 images of class 'bag'; 20 are needed"):
+        plan_training_set(store, study_id=STUDY, cells=[FAKE2], classes=bag, n_per_class=20, real_per_class=0)

@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from synscale import layout
 from synscale.errors import InvalidInput
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -270,13 +271,12 @@ def download_report(study_id: str, bucket: str, out: Path) -> tuple[int, str]:
     """
     from dataclasses import replace
 
-    from synscale import ids
     from synscale.config import RuntimeConfig, make_store
 
     cfg = RuntimeConfig.from_env()
     cfg = replace(cfg, bucket=bucket, runtime="distributed" if cfg.s3_endpoint else "embedded")
     store = make_store(cfg)
-    prefix = ids.report_key(study_id, "x")[:-1]
+    prefix = layout.report_key(study_id, "x")[:-1]
     where = f"s3://{bucket}/{prefix} at {cfg.s3_endpoint}" if cfg.s3_endpoint else \
         f"{cfg.data_dir / 'store' / bucket / prefix}"
     keys = [info.key for info in store.list(prefix)]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import weakref
 from datetime import UTC, datetime
@@ -27,7 +26,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
-from synscale import ids
+from synscale import ids, layout
 from synscale.bus.base import Message, PoisonMessage
 from synscale.cells import Cell as CellKey
 from synscale.errors import InvalidInput
@@ -38,22 +37,12 @@ from synscale.v1 import common_pb2, generator_pb2, scorer_pb2, study_pb2, traine
 from synscale_analyzer.state import StudyState
 
 log = logging.getLogger(__name__)
-_SHARD = re.compile(r"/(?P<start>\d{9})-(?P<count>\d{6})\.tar$")
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".md": "text/markdown; charset=utf-8",
                  ".json": "application/json", ".csv": "text/csv", ".png": "image/png"}
 
 
-# -- store layout owned by the analyzer ---------------------------------------------------
-def spec_key(study_id: str) -> str:
-    return f"{ids.study_prefix(study_id)}/study.yaml"
-
-
-def launched_key(study_id: str, run_id: str) -> str:
-    return ids.validate_key(f"{ids.study_prefix(study_id)}/state/launched/{ids.safe_component(run_id)}.json")
-
-
-def cancelled_key(study_id: str) -> str:
-    return f"{ids.study_prefix(study_id)}/state/cancelled.json"
+# the analyzer's own keys, named where every key is (synscale.layout)
+spec_key, launched_key, cancelled_key = layout.spec_key, layout.launched_key, layout.cancelled_key
 
 
 def submit_study(ctx: ServiceContext, spec: StudySpec) -> study_pb2.StudySubmission:
@@ -155,35 +144,29 @@ class Orchestrator:
         store, sid = self.ctx.store, spec.study_id
         st = StudyState(spec, store.bucket)
         by_path = {(c.path, ids.safe_component(cid)): (c, cid) for c in st.cells for cid, _ in st.classes}
-        images = f"{ids.study_prefix(sid)}/images/"
         shards = 0
-        for info in store.list(images):
-            rest = info.key[len(images):]
-            parts = rest.split("/")
-            match = _SHARD.search(info.key)
-            if len(parts) != 5 or match is None:
-                continue
-            hit = by_path.get(("/".join(parts[:3]), parts[3]))
-            if hit is not None:
-                st.add_shard(hit[0], hit[1], int(match["start"]), int(match["count"]))
+        for info in store.list(layout.images_prefix(sid)):
+            shard = layout.parse_shard_key(info.key)
+            hit = by_path.get((shard.cell_path, shard.class_folder)) if shard else None
+            if shard is not None and hit is not None:
+                st.add_shard(hit[0], hit[1], shard.start, shard.count)
                 shards += 1
         for cell in st.cells:
-            key = ids.score_key(sid, cell.generator, cell.cfg, cell.strategy, "scores.json")
+            key = layout.score_key(sid, cell.generator, cell.cfg, cell.strategy, layout.SCORES)
             if store.exists(key):
                 score = score_from_json(store.get(key))
                 if score is not None and CellKey.of(score.cell) == cell:
                     st.add_score(score)
-        runs_prefix = f"{ids.study_prefix(sid)}/runs/"
-        for info in store.list(runs_prefix):
-            if info.key.endswith("/result.json"):
+        for info in store.list(layout.runs_prefix(sid)):
+            parsed = layout.parse_run_key(sid, info.key)
+            if parsed is not None and parsed[1] == layout.RESULT:
                 result = _parse_json(trainer_pb2.RunResult, store.get(info.key))
                 if isinstance(result, trainer_pb2.RunResult) and result.status == "done":
                     st.add_result(result)
-        launched_prefix = f"{ids.study_prefix(sid)}/state/launched/"
-        markers = {i.key[len(launched_prefix):-len(".json")] for i in store.list(launched_prefix)}
-        st.launched |= markers & set(st.runs)
+        markers = {layout.parse_launched_key(sid, i.key) for i in store.list(layout.launched_prefix(sid))}
+        st.launched |= {m for m in markers if m} & set(st.runs)
         st.cancelled = store.exists(cancelled_key(sid))
-        if st.complete() and store.exists(ids.report_key(sid, "report.json")):
+        if st.complete() and store.exists(layout.report_key(sid, "report.json")):
             st.report = self._report_ref(sid)
         log.info("study %s rebuilt from the store: %d shards, %d scores, %d/%d runs done, %d launched",
                  sid, shards, len(st.scores), len(st.results), len(st.runs), len(st.launched))
@@ -235,8 +218,8 @@ class Orchestrator:
         st = self._known(sid)
         if st is None:
             return
-        match = _SHARD.search(ref.key)
-        start, count = ((int(match["start"]), int(match["count"])) if match
+        shard = layout.parse_shard_key(ref.key)
+        start, count = ((shard.start, shard.count) if shard
                         else (int(ref.job.seed_start), int(ref.count or ref.job.seed_count)))
         cell = CellKey.of(ref.job.cell)
         with self._lock:
@@ -351,7 +334,7 @@ class Orchestrator:
             return
         for name, data in sorted(files.items()):
             suffix = name[name.rfind("."):]
-            self.ctx.store.put_if_changed(ids.report_key(sid, name), data,
+            self.ctx.store.put_if_changed(layout.report_key(sid, name), data,
                                           content_type=CONTENT_TYPES.get(suffix, "application/octet-stream"))
         st.report = self._report_ref(sid)
         log.info("study %s: report written to %s", sid, st.report.html_key)
@@ -360,8 +343,8 @@ class Orchestrator:
 
     def _report_ref(self, sid: str) -> study_pb2.ReportReady:
         return study_pb2.ReportReady(
-            study_id=sid, bucket=self.ctx.store.bucket, html_key=ids.report_key(sid, "report.html"),
-            markdown_key=ids.report_key(sid, "report.md"), json_key=ids.report_key(sid, "report.json"))
+            study_id=sid, bucket=self.ctx.store.bucket, html_key=layout.report_key(sid, "report.html"),
+            markdown_key=layout.report_key(sid, "report.md"), json_key=layout.report_key(sid, "report.json"))
 
     def _announce_report(self, st: StudyState) -> None:
         assert st.report is not None

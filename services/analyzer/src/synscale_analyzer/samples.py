@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from synscale import ids
+from synscale import ids, layout
 from synscale.shards import decode_png, iter_shard
 from synscale.store.base import ObjectStore
 from synscale_analyzer import plots
@@ -58,7 +58,7 @@ def sample_grids(
             for cfg in cfgs.get(gen, ()):
                 col = f"{strategy} · CFG {cfg:g}"
                 columns.append(col)
-                prefix = ids.cell_prefix(study_id, gen, cfg, strategy)
+                prefix = layout.cell_prefix(study_id, gen, cfg, strategy)
                 for class_id, name in shown:
                     imgs = first_images(store, f"{prefix}{ids.safe_component(class_id)}/", per_cell)
                     if imgs:

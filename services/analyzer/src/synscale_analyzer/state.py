@@ -11,40 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from synscale.cells import Cell as CellKey
+from synscale.layout import Coverage
 from synscale.plan import PlannedRun, cells_of, plan_runs, study_classes
 from synscale.study import StudySpec
 from synscale.v1 import scorer_pb2, study_pb2, trainer_pb2
 
 STAGES = ("generation", "scoring", "training", "analysis")
-
-
-class Coverage:
-    """Image indices [0, cap) of one (cell, class) covered by shards, as merged intervals."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.intervals: list[tuple[int, int]] = []
-
-    def add(self, start: int, count: int) -> None:
-        lo, hi = max(0, start), min(self.cap, start + count)
-        if hi <= lo:
-            return
-        merged: list[tuple[int, int]] = []
-        for a, b in sorted([*self.intervals, (lo, hi)]):
-            if merged and a <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-            else:
-                merged.append((a, b))
-        self.intervals = merged
-
-    @property
-    def covered(self) -> int:
-        return sum(b - a for a, b in self.intervals)
-
-    @property
-    def prefix(self) -> int:
-        """How many images from index 0 on are all present (what a run of size N needs)."""
-        return self.intervals[0][1] if self.intervals and self.intervals[0][0] == 0 else 0
 
 
 @dataclass

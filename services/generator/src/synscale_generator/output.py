@@ -1,6 +1,6 @@
 """Shards: which images go where, what is already done, and the shard-ready events.
 
-One GenerationJob becomes one shard at `ids.shard_key(...)` of its seed range (or
+One GenerationJob becomes one shard at `layout.shard_key(...)` of its seed range (or
 several, one per `shard_size` images, each keyed by its own range). Sample keys and
 seeds are pure functions of the job identity, and shard bytes are deterministic, so a
 redelivered job rewrites an identical object. Before generating, a shard that already
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from synscale import ids
+from synscale import ids, layout
 from synscale.shards import Sample, ShardProblem, decode_png, iter_shard, write_shard
 from synscale.store.base import ObjectStore
 from synscale.v1 import common_pb2, generator_pb2, prompter_pb2, study_pb2
@@ -103,7 +103,7 @@ def plan_shards(job: generator_pb2.GenerationJob) -> list[ShardPlan]:
         seed_start = int(ident.seed_start) + start
         plans.append(ShardPlan(
             job=job, shard_index=shard_index,
-            key=ids.shard_key(ident.study_id, ident.cell.generator, ident.cell.cfg, ident.cell.strategy,
+            key=layout.shard_key(ident.study_id, ident.cell.generator, ident.cell.cfg, ident.cell.strategy,
                               ident.class_id, seed_start, len(chunk)),
             seed_start=seed_start,
             prompts=tuple(p.text for p in chunk),

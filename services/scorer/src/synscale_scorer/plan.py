@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from synscale import ids, plan
+from synscale import ids, layout, plan
 from synscale.cells import Cell
 from synscale.config import env_int
 from synscale.errors import InvalidInput
@@ -126,7 +126,7 @@ class CellPlan:
         return frozenset(int(i) for i in np.unique(self.lpips_pairs(class_id)))
 
     def key(self, name: str) -> str:
-        return ids.score_key(self.study_id, self.cell.generator, self.cell.cfg, self.cell.strategy, name)
+        return layout.score_key(self.study_id, self.cell.generator, self.cell.cfg, self.cell.strategy, name)
 
 
 _PAIR_CACHE: dict[tuple[Any, ...], np.ndarray] = {}

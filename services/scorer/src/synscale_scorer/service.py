@@ -17,12 +17,12 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from synscale import ids
+from synscale import ids, layout
 from synscale.errors import InvalidInput, PreconditionFailed
 from synscale.store.base import ObjectStore
 from synscale.study import StudySpec, parse_study
@@ -75,28 +75,10 @@ class ShardInfo:
                    int(ref.count))
 
 
-def partial_name(class_id: str, seed_start: int, seed_count: int) -> str:
-    return f"{ids.safe_component(class_id)}-{int(seed_start):09d}-{int(seed_count):06d}"
+partial_name = layout.partial_name
 
 
-def parse_partial_name(name: str) -> tuple[str, int, int]:
-    """(safe class component, seed_start, seed_count) of `<class>-<start>-<count>`."""
-    cls_part, start, count = name.rsplit("-", 2)
-    return cls_part, int(start), int(count)
-
-
-def covered(ranges: Iterable[tuple[int, int]], n: int) -> bool:
-    """Whether (start, count) ranges cover 0..n-1 (overlaps allowed)."""
-    reach = 0
-    for start, count in sorted(ranges):
-        if start > reach:
-            return False
-        reach = max(reach, start + count)
-    return reach >= n
-
-
-def study_key(study_id: str) -> str:
-    return f"{ids.study_prefix(study_id)}/study.yaml"
+study_key = layout.spec_key  # the analyzer stores the study there (synscale.layout)
 
 
 class NetworkCache:
@@ -268,10 +250,10 @@ class ScorerService:
         by_safe = {ids.safe_component(c): c for c in plan.class_ids}
         ranges: dict[str, list[tuple[int, int]]] = {c: [] for c in plan.class_ids}
         for name in names if names is not None else self.partial_names(plan):
-            safe, start, count = parse_partial_name(name)
-            if safe in by_safe:
-                ranges[by_safe[safe]].append((start, count))
-        return all(covered(ranges[c], plan.expected(c)) for c in plan.class_ids)
+            parsed = layout.parse_partial_name(name)
+            if parsed is not None and parsed[0] in by_safe:
+                ranges[by_safe[parsed[0]]].append(parsed[1:])
+        return all(layout.covers(ranges[c], plan.expected(c)) for c in plan.class_ids)
 
     # -- aggregation and outputs -------------------------------------------------------
     def aggregate(self, plan: CellPlan, names: list[str] | None = None) -> CellScores:
@@ -299,24 +281,20 @@ class ScorerService:
         return scores, result
 
     def get_scores(self, study_id: str, cell: Cell) -> tuple[CellScores, Any]:
-        json_key = ids.score_key(study_id, cell.generator, cell.cfg, cell.strategy, "scores.json")
+        json_key = layout.score_key(study_id, cell.generator, cell.cfg, cell.strategy, "scores.json")
         scores = CellScores.from_json(self.store.get(json_key))  # ObjectNotFound is a KeyError
-        table_key = ids.score_key(study_id, cell.generator, cell.cfg, cell.strategy, "table.csv")
+        table_key = layout.score_key(study_id, cell.generator, cell.cfg, cell.strategy, "table.csv")
         return scores, scores.to_proto(self.store.bucket, json_key, table_key)
 
     def shards_in_store(self, study_id: str, cell: Cell) -> list[ShardInfo]:
         """The cell's shards as the generator laid them out: <prefix>/<class>/<start>-<count>.tar."""
-        prefix = ids.cell_prefix(study_id, cell.generator, cell.cfg, cell.strategy)
+        prefix = layout.cell_prefix(study_id, cell.generator, cell.cfg, cell.strategy)
         out = []
         for obj in self.store.list(prefix):
-            rel = obj.key[len(prefix):]
-            if not rel.endswith(".tar") or rel.count("/") != 1:
+            parsed = layout.parse_shard_in_cell(prefix, obj.key)
+            if parsed is None:
                 continue
-            cls_part, fname = rel.split("/")
-            try:
-                start, count = (int(x) for x in fname[:-4].split("-"))
-            except ValueError:
-                continue
+            cls_part, start, count = parsed
             out.append(ShardInfo(obj.key, cls_part, start, count, obj.sha256))
         return out
 

@@ -1,6 +1,6 @@
 """Stand-in synthetic cells made from real Fashion-MNIST images, for tests and benchmarks.
 
-They follow the generator's conventions exactly (ids.shard_key paths, ids.sample_key
+They follow the generator's conventions exactly (layout.shard_key paths, ids.sample_key
 member names, 32x32 mode "L" PNGs, the agreed meta keys) so that the trainer can be
 tested and benchmarked without depending on the generator service.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from synscale import ids
+from synscale import ids, layout
 from synscale.datasets import fashion_mnist
 from synscale.shards import Sample, encode_png, write_shard
 from synscale.store.base import ObjectStore
@@ -60,7 +60,7 @@ def write_fake_cell(
                     "prompt": f"a photo of a {name}, number {index}",
                 }
                 samples.append(Sample(ids.sample_key(class_id, index), encode_png(image), meta))
-            key = ids.shard_key(study_id, generator, cfg, strategy, class_id, start, count)
+            key = layout.shard_key(study_id, generator, cfg, strategy, class_id, start, count)
             store.put(key, write_shard(samples), content_type="application/x-tar")
             keys.append(key)
     return keys

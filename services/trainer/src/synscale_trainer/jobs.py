@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from google.protobuf import json_format
 
-from synscale import ids, plan
+from synscale import ids, layout, plan
 from synscale.errors import InvalidInput
 from synscale.store.base import ObjectStore
 from synscale.v1 import trainer_pb2
@@ -61,11 +61,11 @@ def cells_of(job: trainer_pb2.TrainingJob) -> list[Cell]:
 
 
 def result_key(job: trainer_pb2.TrainingJob) -> str:
-    return ids.run_key(job.study_id, job.run_id, RESULT)
+    return layout.run_key(job.study_id, job.run_id, RESULT)
 
 
 def checkpoint_key(job: trainer_pb2.TrainingJob) -> str:
-    return ids.run_key(job.study_id, job.run_id, CHECKPOINT)
+    return layout.run_key(job.study_id, job.run_id, CHECKPOINT)
 
 
 def result_to_json(result: trainer_pb2.RunResult) -> bytes:

@@ -13,21 +13,19 @@ is raised before any compute is spent.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from synscale import ids
+from synscale import ids, layout
 from synscale.cells import Cell
 from synscale.datasets import fashion_mnist
 from synscale.errors import InvalidInput, PreconditionFailed
 from synscale.store.base import ObjectInfo, ObjectStore
 from synscale_trainer.classes import ClassSet
 
-_SHARD_NAME = re.compile(r"^(\d{9})-(\d{6})\.tar$")
 REAL_CHUNK = 256  # real images per streaming source (the analogue of a shard)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -149,13 +147,13 @@ def _plan_cell(
     share: int,
     split_note: str,
 ) -> list[ShardSource]:
-    prefix = ids.cell_prefix(study_id, cell.generator, cell.cfg, cell.strategy)
+    prefix = layout.cell_prefix(study_id, cell.generator, cell.cfg, cell.strategy)
     by_class: dict[str, list[tuple[int, int, ObjectInfo]]] = {}
     for info in store.list(prefix):
-        folder, _, name = info.key[len(prefix) :].partition("/")
-        m = _SHARD_NAME.match(name)
-        if m:
-            by_class.setdefault(folder, []).append((int(m.group(1)), int(m.group(2)), info))
+        parsed = layout.parse_shard_in_cell(prefix, info.key)
+        if parsed is not None:
+            folder, start, count = parsed
+            by_class.setdefault(folder, []).append((start, count, info))
     if not by_class:
         raise InvalidInput("cells", f"cell {cell.name} has no shards under {prefix} (empty cell)")
     unknown = sorted(set(by_class) - set(classes.folder_to_index))
@@ -172,8 +170,8 @@ def _plan_cell(
         taken = 0
         chosen: list[ShardSource] = []
         for start, count, info in shards:
-            if taken >= share:
-                break
+            if taken >= share or start > covered:
+                break  # a gap: images after it are not 0..N-1 (layout.covers, no gaps accepted)
             lo = max(start, covered)
             hi = min(start + count, lo + (share - taken))
             if hi <= lo:

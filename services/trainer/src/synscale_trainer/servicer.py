@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import grpc
 
-from synscale import ids
+from synscale import layout
 from synscale.grpc_server import ServiceBinding, grpc_errors, grpc_stream_errors
 from synscale.runtime import ServiceContext
 from synscale.v1 import trainer_pb2, trainer_pb2_grpc
@@ -44,7 +44,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
     def _finished(self, ref: trainer_pb2.RunRef) -> trainer_pb2.RunProgress:
         """A run this process never saw: answer from its stored result, or NOT_FOUND."""
         if ref.study_id and ref.run_id:
-            key = ids.run_key(ref.study_id, ref.run_id, jobs.RESULT)
+            key = layout.run_key(ref.study_id, ref.run_id, jobs.RESULT)
             if self.manager.store.exists(key):
                 result = jobs.result_from_json(self.manager.store.get(key))
                 return trainer_pb2.RunProgress(
