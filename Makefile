@@ -45,9 +45,12 @@ proto: install
 	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=shared/src --pyi_out=shared/src \
 	  --grpc_python_out=shared/src protos/synscale/v1/*.proto
 
+# ruff + mypy, and the import contracts of pyproject.toml (services independent; the
+# domain core imports no service and no torch; docs/architecture.md).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared/src services/*/src
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python -m synscale.testing.with_infra -- bash -c 'for b in bench/*.py; do $(BIN)/python $$b; done'
