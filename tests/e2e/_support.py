@@ -95,6 +95,7 @@ class Deployment:
     log_dir: Path
     services: tuple[str, ...] = SERVICES
     procs: dict[str, ServiceProc] = field(default_factory=dict)
+    pythons: Mapping[str, str] = field(default_factory=dict)  # service -> its venv's python
 
     def __post_init__(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -105,7 +106,8 @@ class Deployment:
         sp = self.procs[name]
         env = {**self.env, "SYNSCALE_GRPC_PORT": str(sp.grpc_port), "SYNSCALE_METRICS_PORT": "0"}
         with open(sp.log_path, "ab") as log:
-            sp.proc = subprocess.Popen([sys.executable, "-m", f"synscale_{name}"], env=env, stdout=log,
+            python = self.pythons.get(name, sys.executable)
+            sp.proc = subprocess.Popen([python, "-m", f"synscale_{name}"], env=env, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
 
     def start_all(self) -> None:
@@ -213,3 +215,50 @@ def sample_counts(store: ObjectStore, study_id: str) -> Counter[tuple[str, float
             counts[(m["generator"], float(m["cfg"]), m["strategy"], m["class_id"], int(m["index"]))] += 1
         assert not problems, f"{key}: {problems}"
     return counts
+
+
+# -- each service in its own virtualenv, as its Dockerfile installs it ---------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def base_site_view(target: Path) -> Path:
+    """The test interpreter's third-party packages without any synscale distribution.
+
+    A folder of symlinks to every entry of this venv's site-packages except synscale's own
+    (editable) packages and .pth hooks: the "base image" that holds torch and friends once,
+    so per-service venvs install only `shared` and their service on top.
+    """
+    import sysconfig
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in site.iterdir():
+        low = entry.name.lower()
+        if low.startswith(("synscale", "__editable__", "_synscale")) or low.endswith(".pth"):
+            continue
+        (target / entry.name).symlink_to(entry)
+    return target
+
+
+def service_venv(name: str, root: Path, base: Path) -> Path:
+    """`root/<name>`: a venv with `shared` and `services/<name>` installed from their
+    pyprojects (not editable, no dependencies resolved: those come from `base`)."""
+    import shutil
+
+    venv = root / name
+    base_python = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base_python, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    (Path(site) / "_base_image.pth").write_text(f"{base}\n")
+    src = root / f"src-{name}"
+    ignore = shutil.ignore_patterns("*.egg-info", "build", "__pycache__")
+    for rel in ("shared", f"services/{name}"):
+        shutil.copytree(REPO / rel, src / rel, ignore=ignore)
+    done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                           "--no-index", str(src / "shared"), str(src / "services" / name)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, f"installing {name} into {venv}: {done.stdout}{done.stderr}"
+    return python

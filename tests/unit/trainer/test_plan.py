@@ -160,5 +160,5 @@ def test_a_gap_in_a_class_is_not_covered(store: FileStore) -> None:
     ok = plan_training_set(store, study_id=STUDY, cells=[FAKE2], classes=bag, n_per_class=10,
                            real_per_class=0)
     assert {(s.lo, s.hi) for s in ok.shard_sources} == {(0, 10)}
-    with pytest.raises(InvalidInput, match="has 10 images of class .bag.; 20 are needed"):
+    with pytest.raises(InvalidInput, match=r"has 10 images of class 'bag'; 20 are needed"):
         plan_training_set(store, study_id=STUDY, cells=[FAKE2], classes=bag, n_per_class=20, real_per_class=0)
