@@ -130,6 +130,51 @@ def test_restart_after_all_work_finishes_the_report_on_a_duplicate_event(
     assert jobs_published(bus, ctx) == []  # every run was launched before: none again
 
 
+def test_status_answers_while_the_report_renders(
+    tmp_path: Path, toy_spec: StudySpec, fakes, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """Fits, plots and the report's store writes run outside the orchestrator's lock: a
+    GetStatus (another gRPC thread) returns while the worker thread is still rendering."""
+    import threading
+
+    from synscale_analyzer import report as report_mod
+
+    _, providers = fakes()
+    assert run_study(toy_spec, tmp_path, providers=providers, progress=False).state == "done"
+    ctx, _bus = make_ctx(tmp_path / "store")
+    ctx.store.delete(layout.report_key(toy_spec.study_id, "report.json"))
+    orch = Orchestrator(ctx)
+    assert orch.status(toy_spec.study_id).state == "running"
+
+    rendering, release = threading.Event(), threading.Event()
+    real_render = report_mod.render
+
+    def slow_render(*args, **kwargs):  # type: ignore[no-untyped-def]
+        rendering.set()
+        release.wait()
+        return real_render(*args, **kwargs)
+
+    monkeypatch.setattr(report_mod, "render", slow_render)
+    last = next(o.key for o in ctx.store.list(layout.runs_prefix(toy_spec.study_id))
+                if o.key.endswith("/result.json"))
+    result = json_format.Parse(ctx.store.get(last), trainer_pb2.RunResult(), ignore_unknown_fields=True)
+    worker = threading.Thread(target=orch.on_run_result, args=(result.SerializeToString(),), daemon=True)
+    worker.start()
+    try:
+        assert rendering.wait(120), "the report never started rendering"
+        answers: list[study_pb2.StudyStatus] = []
+        asker = threading.Thread(target=lambda: answers.append(orch.status(toy_spec.study_id)), daemon=True)
+        asker.start()
+        asker.join(60)  # a hang guard: render is blocked until `release`, so only a lock-free path returns
+        assert answers and answers[0].state == "running" and not release.is_set()
+        stages = {st.stage: (st.done, st.total) for st in answers[0].stages}
+        assert stages["training"][0] == stages["training"][1] > 0  # everything in, report pending
+    finally:
+        release.set()
+        worker.join(120)
+    assert orch.status(toy_spec.study_id).state == "done"
+
+
 def _artifacts(root: Path) -> dict[str, bytes]:
     base = root / "store" / "synscale"
     return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*"))

@@ -117,17 +117,22 @@ class Orchestrator:
     def study(self, study_id: str, spec: StudySpec | None = None) -> StudyState:
         """The state of a study, rebuilt from the store the first time it is asked for.
 
-        Raises KeyError when the store has no spec for `study_id` and none is given.
+        The rebuild (a listing of the study's prefix) runs outside the lock, so GetStatus
+        of other studies never waits on it; two threads that rebuild at once build the
+        same state and the first one in wins. Raises KeyError when the store has no spec
+        for `study_id` and none is given.
         """
         with self._lock:
             st = self._studies.get(study_id)
-            if st is None:
-                if spec is None:
-                    spec = self._stored_spec(study_id)
-                st = self._rebuild(spec)
-                self._studies[study_id] = st
-                if st.report is not None:  # finished before this process started: say so
-                    self._announce_report(st)
+        if st is not None:
+            return st
+        if spec is None:
+            spec = self._stored_spec(study_id)
+        built = self._rebuild(spec)
+        with self._lock:
+            st = self._studies.setdefault(study_id, built)
+            if st is built and st.report is not None:  # finished before this process started
+                self._announce_report(st)
             return st
 
     def _stored_spec(self, study_id: str) -> StudySpec:
@@ -196,8 +201,8 @@ class Orchestrator:
             raise PoisonMessage(str(exc)) from None
         self.ctx.store.put_if_changed(spec_key(spec.study_id), spec.to_yaml().encode(),
                                       content_type="application/yaml")
+        st = self.study(spec.study_id, spec)  # a first rebuild lists the store: not under the lock
         with self._lock:
-            st = self.study(spec.study_id, spec)
             if st.cancelled:
                 self.ctx.store.delete(cancelled_key(st.study_id))
                 st.cancelled = False
@@ -206,9 +211,10 @@ class Orchestrator:
             self._event(st, "submitted", f"{len(st.cells)} cells, {len(st.runs)} runs planned")
             for stage in ("generation", "scoring", "training"):
                 self._event(st, stage, "")  # every bar starts with its total
-            self._advance(st)
+            finish = self._advance(st)
             if st.report is not None:  # already finished: say so again for whoever waits
                 self._announce_report(st)
+        self._finish_if(st, finish)
 
     def on_shard(self, value: bytes) -> None:
         ready = _decode(generator_pb2.ShardReady, value)
@@ -225,7 +231,8 @@ class Orchestrator:
         with self._lock:
             if st.add_shard(cell, ref.job.class_id, start, count):
                 self._event(st, "generation", f"{cell.name} {ref.job.class_id} [{start}, {start + count})")
-            self._advance(st)
+            finish = self._advance(st)
+        self._finish_if(st, finish)
 
     def on_score(self, value: bytes) -> None:
         result = _decode(scorer_pb2.ScoreResult, value)
@@ -237,7 +244,8 @@ class Orchestrator:
             if st.add_score(result):
                 self._event(st, "scoring", ids.cell_name(result.cell.generator, result.cell.cfg,
                                                          result.cell.strategy))
-            self._advance(st)
+            finish = self._advance(st)
+        self._finish_if(st, finish)
 
     def on_run_result(self, value: bytes) -> None:
         result = _decode(trainer_pb2.RunResult, value)
@@ -251,7 +259,8 @@ class Orchestrator:
                     f"{result.error[:200]}"
                 self._event(st, "training", detail)
                 self._series_fit(st, result.run_id)
-            self._advance(st)
+            finish = self._advance(st)
+        self._finish_if(st, finish)
 
     def _series_fit(self, st: StudyState, run_id: str) -> None:
         """Once every run of a series is in, announce its slope on the ID set (no bootstrap).
@@ -285,16 +294,17 @@ class Orchestrator:
             return None
 
     # -- what happens next ------------------------------------------------------------
-    def _advance(self, st: StudyState) -> None:
-        """Launch every run whose data exist; write the report once everything is in.
+    def _advance(self, st: StudyState) -> bool:
+        """Launch every run whose data exist; True when the report is now to be written.
 
         Handlers call this for every event, news or not: a restarted analyzer rebuilds its
         state from the store, where the work may already be complete, so the events it then
         receives again are all duplicates — and one of them must still launch the runs and
-        write the report that the killed process did not get to.
+        write the report that the killed process did not get to. Called under the lock; the
+        report itself is written by `_finish_if` after the lock is released.
         """
         if st.cancelled:
-            return
+            return False
         ready = st.ready_runs()
         for run in ready:
             self.ctx.publish("training-jobs", run.job.SerializeToString(), key=run.run_id)
@@ -306,40 +316,54 @@ class Orchestrator:
                                               content_type="application/json")
                 st.launched.add(run.run_id)
             self._event(st, "training", f"launched {len(ready)} run(s)")
-        if st.report is None and not st.error and st.complete():
-            self._finish(st)
+        finish = st.report is None and not st.error and not st.rendering and st.complete()
+        if finish:
+            st.rendering = True  # claimed: a concurrent event does not render a second time
+            self._event(st, "analysis", "fitting scaling laws and writing the report")
         self._changed.notify_all()
+        return finish
 
-    def _finish(self, st: StudyState) -> None:
+    def _finish_if(self, st: StudyState, finish: bool) -> None:
+        """Fit, plot and write the report outside the lock (seconds to minutes of CPU and
+        store I/O): GetStatus, WatchStudy and the other studies' events go on meanwhile."""
+        if not finish:
+            return
         from synscale_analyzer.analysis import analyze
         from synscale_analyzer.records import analysis_input
         from synscale_analyzer.report import render
         from synscale_analyzer.samples import sample_grids
 
         sid = st.study_id
-        self._event(st, "analysis", "fitting scaling laws and writing the report")
+        with self._lock:
+            inputs = analysis_input(st)  # a snapshot: the study is complete, nothing changes it
         try:
-            analysis = analyze(analysis_input(st))
+            analysis = analyze(inputs)
             spec = st.spec
             grids = sample_grids(
                 self.ctx.store, sid, [g.name for g in spec.generators],
                 {g.name: list(g.cfg) for g in spec.generators}, spec.strategies, st.classes)
             files = render(analysis, grids)
+            for name, data in sorted(files.items()):
+                suffix = name[name.rfind("."):]
+                self.ctx.store.put_if_changed(layout.report_key(sid, name), data,
+                                              content_type=CONTENT_TYPES.get(suffix, "application/octet-stream"))
         except StoreError:
+            with self._lock:
+                st.rendering = False
             raise  # transient: the worker retries the event
         except Exception as exc:
             log.exception("study %s: analysis failed", sid)
-            st.error = f"analysis failed: {type(exc).__name__}: {exc}"
-            self._event(st, "failed", st.error)
+            with self._lock:
+                st.rendering = False
+                st.error = f"analysis failed: {type(exc).__name__}: {exc}"
+                self._event(st, "failed", st.error)
             return
-        for name, data in sorted(files.items()):
-            suffix = name[name.rfind("."):]
-            self.ctx.store.put_if_changed(layout.report_key(sid, name), data,
-                                          content_type=CONTENT_TYPES.get(suffix, "application/octet-stream"))
-        st.report = self._report_ref(sid)
-        log.info("study %s: report written to %s", sid, st.report.html_key)
-        self._event(st, "analysis", f"report written ({len(files)} files)")
-        self._announce_report(st)
+        with self._lock:
+            st.rendering = False
+            st.report = self._report_ref(sid)
+            log.info("study %s: report written to %s", sid, st.report.html_key)
+            self._event(st, "analysis", f"report written ({len(files)} files)")
+            self._announce_report(st)
 
     def _report_ref(self, sid: str) -> study_pb2.ReportReady:
         return study_pb2.ReportReady(
@@ -361,20 +385,22 @@ class Orchestrator:
     # -- the API the servicer and the CLI use ------------------------------------------
     def submit(self, spec: StudySpec) -> study_pb2.StudyStatus:
         submit_study(self.ctx, spec)
+        st = self.study(spec.study_id, spec)
         with self._lock:
-            return self.study(spec.study_id, spec).status()
+            return st.status()
 
     def status(self, study_id: str) -> study_pb2.StudyStatus:
+        st = self.study(study_id)
         with self._lock:
-            return self.study(study_id).status()
+            return st.status()
 
     def wait_for_change(self, timeout_s: float) -> None:
         with self._changed:
             self._changed.wait(timeout_s)
 
     def report(self, study_id: str) -> study_pb2.ReportReady:
+        st = self.study(study_id)
         with self._lock:
-            st = self.study(study_id)
             if st.report is None:
                 from synscale.errors import PreconditionFailed
 
@@ -383,8 +409,8 @@ class Orchestrator:
 
     def cancel(self, study_id: str) -> study_pb2.StudyStatus:
         """Stop launching work for a study; queued jobs of other services still drain."""
+        st = self.study(study_id)
         with self._lock:
-            st = self.study(study_id)
             if st.report is None and not st.cancelled:
                 marker = json.dumps({"cancelled_at": datetime.now(UTC).isoformat()})
                 self.ctx.store.put(cancelled_key(study_id), marker.encode(), content_type="application/json")

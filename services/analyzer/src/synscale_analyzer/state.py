@@ -33,6 +33,7 @@ class StudyState:
     report: study_pb2.ReportReady | None = None
     cancelled: bool = False
     error: str = ""
+    rendering: bool = False  # the report is being written (outside the orchestrator's lock)
 
     def __post_init__(self) -> None:
         class_set = study_classes(self.spec)
