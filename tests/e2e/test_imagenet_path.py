@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,15 +113,24 @@ def _study(assets: dict[str, Path]) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def deployment(infra_env: dict[str, str], minio_store: Any, unique: str, tmp_path: Path,
+@pytest.fixture(scope="module")
+def store(infra_env: dict[str, str]) -> Any:
+    from synscale.store.minio import MinioStore
+
+    return MinioStore(infra_env["S3_ENDPOINT"], infra_env["S3_ACCESS_KEY"], infra_env["S3_SECRET_KEY"],
+                      f"test-imagenet-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="module")
+def deployment(infra_env: dict[str, str], store: Any, tmp_path_factory: pytest.TempPathFactory,
                pythons: dict[str, str], assets: dict[str, Path]) -> Iterator[Any]:
-    env = support.service_env(infra_env, minio_store.bucket, f"imagenet-{unique}", {
+    """One deployment for the module's studies: five processes, one venv each."""
+    env = support.service_env(infra_env, store.bucket, f"imagenet-{uuid.uuid4().hex[:8]}", {
         "SYNSCALE_SHARD_SIZE": "2",
         "SYNSCALE_SCORER_REFERENCE": f"torchvision:resnet18:{assets['reference']}",
         "SYNSCALE_EVAL_DIR": str(assets["eval"]),
     })
-    d = support.Deployment(env, tmp_path / "logs", pythons=pythons)
+    d = support.Deployment(env, tmp_path_factory.mktemp("logs"), pythons=pythons)
     d.start_all()
     try:
         d.wait_ready()
@@ -129,11 +139,8 @@ def deployment(infra_env: dict[str, str], minio_store: Any, unique: str, tmp_pat
         d.stop_all()
 
 
-def test_imagenet_study_through_five_separately_installed_services(
-    deployment: Any, minio_store: Any, assets: dict[str, Path], tmp_path: Path,
-) -> None:
-    spec = parse_study(yaml.safe_dump(_study(assets)))
-    path = tmp_path / "imagenet-mini.yaml"
+def _submit(deployment: Any, spec: Any, tmp_path: Path) -> str:
+    path = tmp_path / f"{spec.name}.yaml"
     path.write_text(spec.to_yaml())
     analyzer = deployment.procs["analyzer"].address
     done = deployment.cli("study", "submit", str(path), "--watch", "--address", analyzer,
@@ -141,6 +148,15 @@ def test_imagenet_study_through_five_separately_installed_services(
     assert done.returncode == 0, done.stdout + done.stderr + deployment.logs()
     assert f"study {spec.study_id}: done" in done.stdout, done.stdout + deployment.logs()
     print(done.stdout)
+    return str(done.stdout)
+
+
+def test_imagenet_study_through_five_separately_installed_services(
+    deployment: Any, store: Any, assets: dict[str, Path], tmp_path: Path,
+) -> None:
+    spec = parse_study(yaml.safe_dump(_study(assets)))
+    _submit(deployment, spec, tmp_path)
+    minio_store = store
 
     # every image of both cells, RGB at the study's resolution, under its WordNet id
     images = support.sample_counts(minio_store, spec.study_id)
@@ -167,4 +183,57 @@ def test_imagenet_study_through_five_separately_installed_services(
     report = json.loads(minio_store.get(layout.report_key(spec.study_id, "report.json")))
     assert report["runs"] == len(planned)
     assert minio_store.exists(layout.report_key(spec.study_id, "report.html"))
+
+
+CUSTOM = (("zebra", "striped zebra"), ("kettle", "tea kettle"), ("apple", "red apple"))
+
+
+def test_custom_class_list_study_keeps_its_classes_through_the_services(
+    deployment: Any, store: Any, assets: dict[str, Path], tmp_path: Path,
+) -> None:
+    """A custom list (written order = label order) with its own ImageFolder test set: the
+    trainer is handed the list itself, not a guess (it used to read "" as Fashion-MNIST)."""
+    ids = [cid for cid, _ in CUSTOM]
+    test_root = assets["eval"] / "custom-test"
+    for k, cid in enumerate(ids):
+        (test_root / cid).mkdir(parents=True, exist_ok=True)
+        for i in range(2):
+            pixels = np.full((24, 24, 3), 60 * k + 10 * i, np.uint8)
+            Image.fromarray(pixels).save(test_root / cid / f"{i}.png")
+    study = {
+        "name": "custom-mini",
+        "classes": {"set": "custom", "custom": [{"id": c, "name": n} for c, n in CUSTOM]},
+        "generators": [{"name": "sd-tiny", "backend": "sd", "model_path": str(assets["sd"]),
+                        "resolution": 16, "steps": 2, "batch_size": 8, "cfg": [2.0]}],
+        "strategies": ["classname"],
+        "images_per_class": [2, 4],
+        "real": {"set": "none"},
+        "scoring": {"recognizability": False, "diversity": False, "fid": False, "lpips": True,
+                    "lpips_pairs": 3},
+        "training": [{"name": "resnet", "arch": "timm/resnet10t", "epochs": 1, "min_steps": 1,
+                      "max_steps": 2, "batch_size": 4, "augment": False}],
+        "evaluation": {"id": "folder:custom-test", "ood": []},
+        "analysis": {"bootstrap": 10, "holdout_sizes": 0},
+    }
+    spec = parse_study(yaml.safe_dump(study))
+    _submit(deployment, spec, tmp_path)
+    images = support.sample_counts(store, spec.study_id)
+    assert images == {("sd-tiny", 2.0, "classname", cid, i): 1 for cid in ids for i in range(4)}
+    key = layout.score_key(spec.study_id, "sd-tiny", 2.0, "classname", layout.SCORES)
+    scores = json.loads(store.get(key))
+    assert [c["class_id"] for c in scores["classes"]] == ids
+    print("custom lpips", [(c["class_id"], c["lpips"]) for c in scores["classes"]])
+    for run in plan_runs(spec, store.bucket):
+        result = json.loads(store.get(layout.run_key(spec.study_id, run.run_id, layout.RESULT)))
+        assert result["status"] == "done", result
+        assert result["job"]["class_set"] == "custom"
+        assert [(c["id"], c["name"], c.get("index", 0)) for c in result["job"]["classes"]] == [
+            (cid, name, k) for k, (cid, name) in enumerate(CUSTOM)]
+        (evaluated,) = result["evals"]
+        assert evaluated["set_name"] == "folder:custom-test" and int(evaluated["n"]) == 6
+        assert set(evaluated["per_class"]) == set(ids)
+    assert store.exists(layout.report_key(spec.study_id, "report.html"))
+
+
+def test_every_service_stops_gracefully(deployment: Any) -> None:
     assert deployment.stop_all() == dict.fromkeys(support.SERVICES, 0), deployment.logs()

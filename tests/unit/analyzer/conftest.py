@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from google.protobuf import json_format
 
-from synscale import ids, layout, plan
+from synscale import codecs, ids, layout, plan
 from synscale.bus.base import Message
 from synscale.plan import study_classes
 from synscale.runtime import ServiceContext, Subscription
@@ -179,9 +178,7 @@ def fake_providers(log: FakeLog, shard_size: int = 8) -> dict[str, object]:
                 return  # the cell is not complete yet
             json_key = layout.score_key(job.study_id, cell.generator, cell.cfg, cell.strategy, "scores.json")
             if ctx.store.exists(json_key):
-                from synscale_analyzer.orchestrator import score_from_json
-
-                result = score_from_json(ctx.store.get(json_key))
+                result = codecs.score_result_from_json(ctx.store.get(json_key))
             else:
                 i = [c for g in spec.generators for c in g.cfg].index(cell.cfg)
                 nan = float("nan")  # not computed (fid/lpips off), as the scorer reports it
@@ -195,12 +192,8 @@ def fake_providers(log: FakeLog, shard_size: int = 8) -> dict[str, object]:
                     diversity=float(np.mean([c.diversity_std for c in classes])),
                     scored=images, json_key=json_key, bucket=ctx.store.bucket, fid=nan, lpips=nan,
                     kid_mean=nan)
-                # The scorer's scores.json layout: null where a metric was not computed.
-                doc = json_format.MessageToDict(result, preserving_proto_field_name=True)
-                doc.update(fid=None, lpips=None, kid_mean=None, version=1)
-                for c in doc["classes"]:
-                    c.update(fid=None, lpips=None, name=c["class_id"])
-                ctx.store.put(json_key, json.dumps(doc, sort_keys=True).encode())
+                # the scorer's scores.json, through the one codec (null where not computed)
+                ctx.store.put(json_key, codecs.score_result_to_json(result))
                 log.cells_scored[json_key] += 1
             ctx.publish("scores", result.SerializeToString(), key=json_key)
 
@@ -211,7 +204,7 @@ def fake_providers(log: FakeLog, shard_size: int = 8) -> dict[str, object]:
             job = trainer_pb2.TrainingJob.FromString(m.value)
             key = layout.run_key(job.study_id, job.run_id, "result.json")
             if ctx.store.exists(key):
-                result = json_format.Parse(ctx.store.get(key).decode(), trainer_pb2.RunResult())
+                result = codecs.run_result_from_json(ctx.store.get(key))
             else:
                 spec = spec_of(ctx, job.study_id)
                 if not job.cells:
@@ -229,8 +222,7 @@ def fake_providers(log: FakeLog, shard_size: int = 8) -> dict[str, object]:
                                                          per_class=per_class, n=100))
                 result = trainer_pb2.RunResult(study_id=job.study_id, run_id=job.run_id, job=job,
                                                evals=evals, status="done")
-                text = json_format.MessageToJson(result, preserving_proto_field_name=True)
-                ctx.store.put(key, text.encode())
+                ctx.store.put(key, codecs.run_result_to_json(result))
                 log.runs_trained[job.run_id] += 1
             ctx.publish("run-results", result.SerializeToString(), key=job.run_id)
 

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from google.protobuf import json_format
 
-from synscale import layout
+from synscale import codecs, layout
 from synscale.bus.base import PoisonMessage
 from synscale.bus.memory import MemoryBus
 from synscale.config import Topics
@@ -124,7 +123,7 @@ def test_restart_after_all_work_finishes_the_report_on_a_duplicate_event(
     assert orch.status(toy_spec.study_id).state != "done"
     runs_prefix = f"{layout.study_prefix(toy_spec.study_id)}/runs/"
     last = next(o.key for o in ctx.store.list(runs_prefix) if o.key.endswith("/result.json"))
-    result = json_format.Parse(ctx.store.get(last), trainer_pb2.RunResult(), ignore_unknown_fields=True)
+    result = codecs.run_result_from_json(ctx.store.get(last))
     orch.on_run_result(result.SerializeToString())
     assert orch.status(toy_spec.study_id).state == "done" and ctx.store.exists(report_key)
     assert jobs_published(bus, ctx) == []  # every run was launched before: none again
@@ -157,7 +156,7 @@ def test_status_answers_while_the_report_renders(
     monkeypatch.setattr(report_mod, "render", slow_render)
     last = next(o.key for o in ctx.store.list(layout.runs_prefix(toy_spec.study_id))
                 if o.key.endswith("/result.json"))
-    result = json_format.Parse(ctx.store.get(last), trainer_pb2.RunResult(), ignore_unknown_fields=True)
+    result = codecs.run_result_from_json(ctx.store.get(last))
     worker = threading.Thread(target=orch.on_run_result, args=(result.SerializeToString(),), daemon=True)
     worker.start()
     try:

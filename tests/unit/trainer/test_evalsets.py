@@ -170,3 +170,14 @@ def test_restricted_imagenet_skips_other_known_classes(tmp_path: Path) -> None:
     root = _folder(tmp_path / "val", [ids[2], ids[5], ids[7]])  # ids[7] is ImageNet but not the run's
     (es,) = evalsets.resolve_eval_sets(["imagenet-val"], subset, {"imagenet-val": str(root)})
     assert es.n == 4 and es.subset is None  # both run classes present: no logit restriction
+
+
+def test_a_custom_class_list_evaluates_on_its_own_folder(tmp_path: Path) -> None:
+    """`folder:<name>`: an ImageFolder named by the custom list's ids, for any class set."""
+    custom = core.custom_from_entries([{"id": "zebra", "name": "zebra"}, {"id": "apple", "name": "apple"}])
+    root = _folder(tmp_path / "mine", ["apple", "zebra"])
+    (es,) = evalsets.resolve_eval_sets(["folder:mine"], custom, {"folder:mine": str(root)})
+    _, y = next(es.batches(arch_info("timm/resnet10t").preprocess(32), 100))
+    assert es.n == 4 and sorted(y.tolist()) == [0, 0, 1, 1]
+    with pytest.raises(InvalidInput, match="is an ImageNet set; the run's classes are custom"):
+        evalsets.resolve_eval_sets(["imagenet-val"], custom, {"imagenet-val": str(root)})

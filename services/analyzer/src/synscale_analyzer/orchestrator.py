@@ -26,14 +26,14 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
-from synscale import ids, layout
+from synscale import codecs, ids, layout
 from synscale.bus.base import Message, PoisonMessage
 from synscale.cells import Cell as CellKey
 from synscale.errors import InvalidInput
 from synscale.runtime import ServiceContext
 from synscale.store.base import StoreError
 from synscale.study import StudySpec, parse_study
-from synscale.v1 import common_pb2, generator_pb2, scorer_pb2, study_pb2, trainer_pb2
+from synscale.v1 import generator_pb2, scorer_pb2, study_pb2, trainer_pb2
 from synscale_analyzer.state import StudyState
 
 log = logging.getLogger(__name__)
@@ -66,41 +66,20 @@ def _decode(kind: type[ProtoMessage], value: bytes) -> ProtoMessage:
         raise PoisonMessage(f"not a {kind.__name__}: {exc}") from None
 
 
-def _parse_json(kind: type[ProtoMessage], data: bytes) -> ProtoMessage | None:
+def score_from_json(data: bytes) -> scorer_pb2.ScoreResult | None:
+    """A cell's scores.json through the one codec (synscale.codecs); None when unreadable."""
     try:
-        return json_format.Parse(data.decode(), kind(), ignore_unknown_fields=True)
-    except (json_format.ParseError, UnicodeDecodeError, ValueError) as exc:
-        log.warning("unreadable %s JSON in the store: %s", kind.__name__, exc)
+        return codecs.score_result_from_json(data)
+    except ValueError as exc:
+        log.warning("%s", exc)
         return None
 
 
-def score_from_json(data: bytes) -> scorer_pb2.ScoreResult | None:
-    """A cell's scores.json (the scorer's format; null = not computed) as a ScoreResult.
-
-    Parsed by hand rather than with json_format because null must become NaN here (a FID
-    that was not computed), not the proto default 0.
-    """
+def _run_result(data: bytes) -> trainer_pb2.RunResult | None:
     try:
-        d = json.loads(data)
-        nan = float("nan")
-
-        def num(x: object) -> float:
-            return nan if x is None else float(x)  # type: ignore[arg-type]
-
-        classes = [scorer_pb2.ClassScore(
-            class_id=str(c["class_id"]), n=int(c.get("n") or 0), precision=num(c.get("precision")),
-            recall=num(c.get("recall")), f1=num(c.get("f1")), diversity_std=num(c.get("diversity_std")),
-            lpips=num(c.get("lpips")), fid=num(c.get("fid"))) for c in d.get("classes", [])]
-        cell = d["cell"]
-        return scorer_pb2.ScoreResult(
-            study_id=str(d.get("study_id", "")),
-            cell=common_pb2.CellId(generator=cell["generator"], cfg=float(cell["cfg"]),
-                                   strategy=cell["strategy"]),
-            classes=classes, macro_f1=num(d.get("macro_f1")), diversity=num(d.get("diversity")),
-            fid=num(d.get("fid")), kid_mean=num(d.get("kid_mean")), kid_std=num(d.get("kid_std")),
-            lpips=num(d.get("lpips")), scored=int(d.get("scored") or 0), skipped=int(d.get("skipped") or 0))
-    except (ValueError, KeyError, TypeError) as exc:
-        log.warning("unreadable scores.json in the store: %s", exc)
+        return codecs.run_result_from_json(data)
+    except ValueError as exc:
+        log.warning("unreadable result.json in the store: %s", exc)
         return None
 
 
@@ -165,8 +144,8 @@ class Orchestrator:
         for info in store.list(layout.runs_prefix(sid)):
             parsed = layout.parse_run_key(sid, info.key)
             if parsed is not None and parsed[1] == layout.RESULT:
-                result = _parse_json(trainer_pb2.RunResult, store.get(info.key))
-                if isinstance(result, trainer_pb2.RunResult) and result.status == "done":
+                result = _run_result(store.get(info.key))
+                if result is not None and result.status == "done":
                     st.add_result(result)
         markers = {layout.parse_launched_key(sid, i.key) for i in store.list(layout.launched_prefix(sid))}
         st.launched |= {m for m in markers if m} & set(st.runs)
@@ -344,9 +323,8 @@ class Orchestrator:
                 {g.name: list(g.cfg) for g in spec.generators}, spec.strategies, st.classes)
             files = render(analysis, grids)
             for name, data in sorted(files.items()):
-                suffix = name[name.rfind("."):]
-                self.ctx.store.put_if_changed(layout.report_key(sid, name), data,
-                                              content_type=CONTENT_TYPES.get(suffix, "application/octet-stream"))
+                kind = CONTENT_TYPES.get(name[name.rfind("."):], "application/octet-stream")
+                self.ctx.store.put_if_changed(layout.report_key(sid, name), data, content_type=kind)
         except StoreError:
             with self._lock:
                 st.rendering = False

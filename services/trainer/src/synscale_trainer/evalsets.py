@@ -43,6 +43,7 @@ NOISE_SIGMA = 80.0
 RESCALED_SIZE = 16
 NOISE_SEED = 0
 EVAL_DIR_ENV = "SYNSCALE_EVAL_DIR"  # folder holding <set name>/ sub-folders
+FOLDER_PREFIX = "folder:"  # `folder:<name>`: an ImageFolder of the run's own class ids (any class set)
 
 
 # -- the embedded OOD suite --------------------------------------------------------------
@@ -223,19 +224,24 @@ def resolve_eval_sets(
                     "eval_sets", f"{name!r} is an ImageNet set; the run's classes are {classes.name}"
                 )
             out.append(_folder_set(name, _eval_root(name, paths), classes, limit, workers))
+        elif name.startswith(FOLDER_PREFIX) and name != FOLDER_PREFIX:
+            # a custom class list's own test set: folders named by its class ids
+            root = _eval_root(name, paths, name.removeprefix(FOLDER_PREFIX))
+            out.append(_folder_set(name, root, classes, limit, workers))
         else:
-            known = [FASHION_ID, *OOD_NAMES, *IMAGENET_SETS]
+            known = [FASHION_ID, *OOD_NAMES, *IMAGENET_SETS, f"{FOLDER_PREFIX}<name>"]
             raise InvalidInput("eval_sets", f"unknown eval set {name!r}; known: {', '.join(known)}")
     return out
 
 
-def _eval_root(name: str, paths: Mapping[str, str]) -> Path:
+def _eval_root(name: str, paths: Mapping[str, str], folder: str = "") -> Path:
+    folder = folder or name
     if paths.get(name):
         return Path(paths[name])
     base = os.environ.get(EVAL_DIR_ENV, "")
-    if base and (Path(base) / name).is_dir():
-        return Path(base) / name
+    if base and (Path(base) / folder).is_dir():
+        return Path(base) / folder
     raise PreconditionFailed(
         f"eval_paths[{name}]: no local folder for {name}; set it in the job's eval_paths or put it at "
-        f"${EVAL_DIR_ENV}/{name}"
+        f"${EVAL_DIR_ENV}/{folder}"
     )

@@ -7,9 +7,7 @@ same fields so a checkpoint is never resumed into a different job that reuses an
 
 from __future__ import annotations
 
-from google.protobuf import json_format
-
-from synscale import ids, layout, plan
+from synscale import codecs, ids, layout, plan
 from synscale.errors import InvalidInput
 from synscale.store.base import ObjectStore
 from synscale.v1 import trainer_pb2
@@ -68,14 +66,8 @@ def checkpoint_key(job: trainer_pb2.TrainingJob) -> str:
     return layout.run_key(job.study_id, job.run_id, CHECKPOINT)
 
 
-def result_to_json(result: trainer_pb2.RunResult) -> bytes:
-    return json_format.MessageToJson(
-        result, preserving_proto_field_name=True, indent=1, sort_keys=True
-    ).encode()
-
-
-def result_from_json(data: bytes) -> trainer_pb2.RunResult:
-    return json_format.Parse(data.decode(), trainer_pb2.RunResult(), ignore_unknown_fields=True)
+result_to_json = codecs.run_result_to_json  # the one result.json codec (synscale.codecs)
+result_from_json = codecs.run_result_from_json
 
 
 def load_result(store: ObjectStore, job: trainer_pb2.TrainingJob) -> trainer_pb2.RunResult | None:
