@@ -61,12 +61,14 @@ def score_result_from_json(data: bytes) -> scorer_pb2.ScoreResult:
                                          **{k: _num(c.get(k)) for k in _CLASS_NUMBERS})
                    for c in d.get("classes", [])]
         cell = d["cell"]
-        return scorer_pb2.ScoreResult(
+        out = scorer_pb2.ScoreResult(
             study_id=str(d.get("study_id", "")),
             cell=common_pb2.CellId(generator=cell["generator"], cfg=float(cell["cfg"]),
                                    strategy=cell["strategy"]),
-            classes=classes, scored=int(d.get("scored") or 0), skipped=int(d.get("skipped") or 0),
-            **{k: _num(d.get(k)) for k in _CELL_NUMBERS})
+            classes=classes, scored=int(d.get("scored") or 0), skipped=int(d.get("skipped") or 0))
+        for k in _CELL_NUMBERS:
+            setattr(out, k, _num(d.get(k)))
+        return out
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"unreadable scores.json: {type(exc).__name__}: {exc}") from None
 
