@@ -19,7 +19,7 @@ from synscale.study import TrainingRecipe
 from synscale.v1 import common_pb2, trainer_pb2
 from synscale_trainer import jobs
 from synscale_trainer.fixtures import write_fake_cell
-from synscale_trainer.runs import manager_for
+from synscale_trainer.runs import build_manager
 from synscale_trainer.train import TrainOptions
 from synscale_trainer.worker import subscriptions
 
@@ -34,7 +34,8 @@ def test_training_job_over_kafka_and_minio(kafka_bus, minio_store, unique: str, 
     for logical in ("training-jobs", "run-results"):
         kafka_bus.ensure_topic(topics.name(logical), 2)
     ctx = ServiceContext(kafka_bus, minio_store, topics)
-    manager_for(ctx, TrainOptions(cache_dir=tmp_path / "cache", num_workers=2, checkpoint_every_s=0))
+    manager = build_manager(ctx, TrainOptions(cache_dir=tmp_path / "cache", num_workers=2,
+                                              checkpoint_every_s=0))
     write_fake_cell(minio_store, STUDY, per_class=12, shard_size=6)
 
     recipe = TrainingRecipe(min_steps=4, max_steps=4, batch_size=16)
@@ -56,7 +57,7 @@ def test_training_job_over_kafka_and_minio(kafka_bus, minio_store, unique: str, 
         kafka_bus.publish(jobs_topic, message.SerializeToString(), key=STUDY)
     kafka_bus.flush()
 
-    (sub,) = subscriptions(ctx)
+    (sub,) = subscriptions(ctx, manager)
     worker = kafka_bus.subscribe(
         [topics.name(t) for t in sub.topics], sub.group, sub.handler, retry=sub.retry
     )

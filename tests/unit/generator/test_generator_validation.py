@@ -95,5 +95,5 @@ def test_embedded_weights_must_exist(tmp_path: Path, job_for: Job, spec_for: Spe
         check(job)
     with pytest.raises(PreconditionFailed, match=r"no embedded T2I weights at .*train-generator"):
         check(job_for(spec=spec_for(backend="embedded", model_path=str(tmp_path))))
-    with pytest.raises(InvalidInput, match=r"generator\.options\.eta"):
-        check(job_for(spec=spec_for(backend="embedded", options={"eta": "1.5"})))
+    with pytest.raises(InvalidInput, match=r"generator\.eta: must be within \[0, 1\]"):
+        check(job_for(spec=spec_for(backend="embedded", eta=1.5)))  # a typed field, not an option

@@ -16,7 +16,7 @@ from synscale.runtime import ServiceContext
 from synscale.store.file import FileStore
 from synscale.v1 import trainer_pb2, trainer_pb2_grpc
 from synscale_trainer import jobs
-from synscale_trainer.runs import manager_for
+from synscale_trainer.runs import RunManager, build_manager
 from synscale_trainer.servicer import bindings
 from synscale_trainer.train import TrainOptions
 from synscale_trainer.worker import GROUP, subscriptions
@@ -26,9 +26,13 @@ MakeJob = Callable[..., trainer_pb2.TrainingJob]
 
 @pytest.fixture
 def ctx(cell_store: FileStore, tmp_path: Path) -> ServiceContext:
-    context = ServiceContext(MemoryBus(), cell_store)
-    manager_for(context, TrainOptions(cache_dir=tmp_path / "cache", num_workers=0, checkpoint_every_s=0))
-    return context
+    return ServiceContext(MemoryBus(), cell_store)
+
+
+@pytest.fixture
+def manager(ctx: ServiceContext, tmp_path: Path) -> RunManager:
+    """The process's one RunManager, handed to the worker and the servicer (as __main__ does)."""
+    return build_manager(ctx, TrainOptions(cache_dir=tmp_path / "cache", num_workers=0, checkpoint_every_s=0))
 
 
 def _results(ctx: ServiceContext) -> list[trainer_pb2.RunResult]:
@@ -42,8 +46,8 @@ def _results(ctx: ServiceContext) -> list[trainer_pb2.RunResult]:
     return out
 
 
-def _consume(ctx: ServiceContext, *messages: trainer_pb2.TrainingJob | bytes) -> None:
-    (sub,) = subscriptions(ctx)
+def _consume(ctx: ServiceContext, manager: RunManager, *messages: trainer_pb2.TrainingJob | bytes) -> None:
+    (sub,) = subscriptions(ctx, manager)
     assert sub.topics == ("training-jobs",) and sub.group == GROUP
     for m in messages:
         ctx.publish("training-jobs", m if isinstance(m, bytes) else m.SerializeToString())
@@ -54,9 +58,10 @@ def _consume(ctx: ServiceContext, *messages: trainer_pb2.TrainingJob | bytes) ->
     worker.close()
 
 
-def test_worker_trains_announces_and_reannounces(ctx: ServiceContext, make_job: MakeJob) -> None:
+def test_worker_trains_announces_and_reannounces(ctx: ServiceContext, manager: RunManager,
+                                                 make_job: MakeJob) -> None:
     job = make_job(steps=3)
-    _consume(ctx, job, job)  # a redelivery of a finished job
+    _consume(ctx, manager, job, job)  # a redelivery of a finished job
     first, second = _results(ctx)
     assert first.status == "done" and first.steps == 3 and first.evals[0].n == 100
     assert second == first  # re-announced from result.json, not retrained
@@ -65,21 +70,21 @@ def test_worker_trains_announces_and_reannounces(ctx: ServiceContext, make_job: 
 
 
 def test_worker_dead_letters_bad_input_and_announces_the_failure(
-    ctx: ServiceContext, make_job: MakeJob
+    ctx: ServiceContext, manager: RunManager, make_job: MakeJob
 ) -> None:
-    _consume(ctx, make_job(arch="nonet"))
+    _consume(ctx, manager, make_job(arch="nonet"))
     (result,) = _results(ctx)
     assert result.status == "failed" and "arch" in result.error
     bus = ctx.bus
     assert isinstance(bus, MemoryBus)
     assert len(bus.messages(dead_letter_topic(ctx.topics.name("training-jobs")))) == 1
-    _consume(ctx, b"\xff\xff not protobuf")
+    _consume(ctx, manager, b"\xff\xff not protobuf")
     assert len(bus.messages(dead_letter_topic(ctx.topics.name("training-jobs")))) == 2
 
 
 @pytest.fixture
-def stub(ctx: ServiceContext) -> Iterator[trainer_pb2_grpc.TrainerStub]:
-    server, port, _ = build_server(bindings(ctx))
+def stub(ctx: ServiceContext, manager: RunManager) -> Iterator[trainer_pb2_grpc.TrainerStub]:
+    server, port, _ = build_server(bindings(ctx, manager))
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     yield trainer_pb2_grpc.TrainerStub(channel)
     channel.close()
@@ -87,7 +92,7 @@ def stub(ctx: ServiceContext) -> Iterator[trainer_pb2_grpc.TrainerStub]:
 
 
 def test_grpc_start_watch_and_lookup(
-    stub: trainer_pb2_grpc.TrainerStub, ctx: ServiceContext, make_job: MakeJob
+    stub: trainer_pb2_grpc.TrainerStub, ctx: ServiceContext, manager: RunManager, make_job: MakeJob
 ) -> None:
     job = make_job(steps=4)
     run_id = stub.StartRun(job).run_id
@@ -99,7 +104,7 @@ def test_grpc_start_watch_and_lookup(
     )
     assert _results(ctx)[-1].run_id == run_id  # gRPC-started runs are announced too
     # a fresh process answers from result.json when given the study
-    manager_for(ctx)._runs.clear()
+    manager._runs.clear()
     (again,) = stub.GetRun(trainer_pb2.RunRef(run_id=run_id, study_id=job.study_id))
     assert again.state == "done" and again.result.run_id == run_id
 
@@ -122,7 +127,7 @@ def test_grpc_cancel_and_errors(stub: trainer_pb2_grpc.TrainerStub, make_job: Ma
     assert final.state == "cancelled" and 2 <= final.step < 100_000
 
 
-def test_one_run_at_a_time(ctx: ServiceContext, make_job: MakeJob, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_run_at_a_time(manager: RunManager, make_job: MakeJob, monkeypatch: pytest.MonkeyPatch) -> None:
     import synscale_trainer.runs as runs_mod
 
     original = runs_mod.run_training
@@ -141,7 +146,6 @@ def test_one_run_at_a_time(ctx: ServiceContext, make_job: MakeJob, monkeypatch: 
                 active.pop()
 
     monkeypatch.setattr(runs_mod, "run_training", counting)
-    manager = manager_for(ctx)
     started = [manager.start(make_job(steps=2, seed=seed)) for seed in (1, 2)]
     for run_id in started:
         assert list(manager.watch(run_id))[-1].state == "done"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import weakref
 from datetime import UTC, datetime
 
 from google.protobuf import json_format
@@ -396,17 +395,3 @@ class Orchestrator:
                 self._event(st, "cancelled", "cancelled by request")
                 self.ctx.bus.flush()
             return st.status()
-
-
-_ORCHESTRATORS: dict[int, tuple[weakref.ref[ServiceContext], Orchestrator]] = {}
-_ORCH_LOCK = threading.Lock()
-
-
-def orchestrator_for(ctx: ServiceContext) -> Orchestrator:
-    """The process's orchestrator for `ctx`: the worker and the servicer must share one."""
-    with _ORCH_LOCK:
-        entry = _ORCHESTRATORS.get(id(ctx))
-        if entry is None or entry[0]() is not ctx:
-            entry = (weakref.ref(ctx), Orchestrator(ctx))
-            _ORCHESTRATORS[id(ctx)] = entry
-        return entry[1]

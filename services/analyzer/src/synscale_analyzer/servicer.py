@@ -15,7 +15,7 @@ from synscale.grpc_server import ServiceBinding, grpc_errors, grpc_stream_errors
 from synscale.runtime import ServiceContext
 from synscale.study import parse_study
 from synscale.v1 import study_pb2, study_pb2_grpc
-from synscale_analyzer.orchestrator import Orchestrator, orchestrator_for
+from synscale_analyzer.orchestrator import Orchestrator
 
 TERMINAL = ("done", "failed", "cancelled")
 
@@ -71,6 +71,6 @@ def _study_id(ref: study_pb2.StudyRef) -> str:
     return ref.study_id.strip()
 
 
-def bindings(ctx: ServiceContext) -> list[ServiceBinding]:
+def bindings(ctx: ServiceContext, orch: Orchestrator | None = None) -> list[ServiceBinding]:
     return [ServiceBinding(study_pb2_grpc.add_AnalyzerServicer_to_server,
-                           AnalyzerServicer(orchestrator_for(ctx)), "synscale.v1.Analyzer")]
+                           AnalyzerServicer(orch or Orchestrator(ctx)), "synscale.v1.Analyzer")]

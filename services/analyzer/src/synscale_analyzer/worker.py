@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from synscale.bus.base import RetryPolicy
 from synscale.runtime import ServiceContext, Subscription
-from synscale_analyzer.orchestrator import orchestrator_for
+from synscale_analyzer.orchestrator import Orchestrator
 
 GROUP = "analyzer"
 TOPICS = ("study-submissions", "shards-ready", "scores", "run-results")
 
 
-def subscriptions(ctx: ServiceContext) -> list[Subscription]:
-    orch = orchestrator_for(ctx)
+def subscriptions(ctx: ServiceContext, orch: Orchestrator | None = None) -> list[Subscription]:
+    """The worker over `orch` (the one the servicer shares; the embedded runner builds its own)."""
+    orch = orch or Orchestrator(ctx)
     return [Subscription(TOPICS, GROUP, orch.handle, RetryPolicy(max_attempts=3, initial_backoff_s=0.5))]

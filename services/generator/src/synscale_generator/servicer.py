@@ -20,7 +20,7 @@ from synscale.v1 import generator_pb2, generator_pb2_grpc
 from .backends import backend_names
 from .engine import JobRunner
 from .validation import max_images_per_job
-from .worker import shared_runner
+from .worker import build_runner
 
 SERVICE_NAME = "synscale.v1.Generator"
 
@@ -59,6 +59,6 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
         )
 
 
-def bindings(ctx: ServiceContext) -> list[ServiceBinding]:
+def bindings(ctx: ServiceContext, runner: JobRunner | None = None) -> list[ServiceBinding]:
     return [ServiceBinding(generator_pb2_grpc.add_GeneratorServicer_to_server,
-                           GeneratorServicer(shared_runner(ctx)), SERVICE_NAME)]
+                           GeneratorServicer(runner or build_runner(ctx)), SERVICE_NAME)]

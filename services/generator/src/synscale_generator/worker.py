@@ -15,7 +15,6 @@ failures (store down, OOM at batch size 1) are retried, then dead-lettered.
 from __future__ import annotations
 
 import logging
-import threading
 
 from google.protobuf.message import DecodeError
 
@@ -32,23 +31,10 @@ GROUP = "generator"
 TOPIC = "generation-jobs"
 READY_TOPIC = "shards-ready"
 
-_RUNNERS: dict[int, tuple[ServiceContext, JobRunner]] = {}
-_RUNNERS_LOCK = threading.Lock()
-
-
-def shared_runner(ctx: ServiceContext) -> JobRunner:
-    """One runner (engine, model cache) per context, shared by the worker and the servicer.
-
-    Loading a model is the expensive part; gRPC calls and Kafka messages in one process
-    reuse the same loaded models and the same device lock.
-    """
-    with _RUNNERS_LOCK:
-        held = _RUNNERS.get(id(ctx))
-        if held is None or held[0] is not ctx:
-            runner = JobRunner(ctx.store, announce=lambda ready: announce(ctx, ready))
-            held = (ctx, runner)
-            _RUNNERS[id(ctx)] = held
-        return held[1]
+def build_runner(ctx: ServiceContext) -> JobRunner:
+    """The process's runner (engine, model cache, device lock), shared by worker and servicer:
+    loading a model is the expensive part, so gRPC calls and Kafka messages reuse it."""
+    return JobRunner(ctx.store, announce=lambda ready: announce(ctx, ready))
 
 
 def announce(ctx: ServiceContext, ready: generator_pb2.ShardReady) -> None:
@@ -77,10 +63,10 @@ class GenerationHandler:
                  job.job.seed_count, shards)
 
 
-def subscriptions(ctx: ServiceContext) -> list[Subscription]:
+def subscriptions(ctx: ServiceContext, runner: JobRunner | None = None) -> list[Subscription]:
     return [
         Subscription(
-            (TOPIC,), GROUP, GenerationHandler(shared_runner(ctx)),
+            (TOPIC,), GROUP, GenerationHandler(runner or build_runner(ctx)),
             RetryPolicy(max_attempts=3, initial_backoff_s=1.0),
             # One job at a time (a job is seconds to minutes of sampling): a member never
             # holds a backlog that idle members could take, and a poll interval longer than

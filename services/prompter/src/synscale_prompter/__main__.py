@@ -1,5 +1,7 @@
-from synscale.service import run_service
+from synscale.assembly import Parts
+from synscale_prompter.config import PrompterConfig
 from synscale_prompter.servicer import bindings
 from synscale_prompter.worker import subscriptions
 
-raise SystemExit(run_service("prompter", bindings, subscriptions))
+# the domain objects, built once and handed to both adapters
+raise SystemExit(Parts(lambda _ctx: PrompterConfig.from_env()).serve("prompter", bindings, subscriptions))

@@ -119,7 +119,7 @@ class PrompterServicer(prompter_pb2_grpc.PrompterServicer):
         ])
 
 
-def bindings(ctx: ServiceContext) -> list[ServiceBinding]:
-    servicer = PrompterServicer(PrompterConfig.from_env(), store=ctx.store)
+def bindings(ctx: ServiceContext, config: PrompterConfig | None = None) -> list[ServiceBinding]:
+    servicer = PrompterServicer(config or PrompterConfig.from_env(), store=ctx.store)
     return [ServiceBinding(prompter_pb2_grpc.add_PrompterServicer_to_server, servicer,
                            "synscale.v1.Prompter")]

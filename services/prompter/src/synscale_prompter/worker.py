@@ -123,5 +123,5 @@ class SubmissionHandler:
                  published, len(planner.class_set), planner.shard_size)
 
 
-def subscriptions(ctx: ServiceContext) -> list[Subscription]:
-    return [Subscription(topics=("study-submissions",), group=GROUP, handler=SubmissionHandler(ctx))]
+def subscriptions(ctx: ServiceContext, config: PrompterConfig | None = None) -> list[Subscription]:
+    return [Subscription(topics=("study-submissions",), group=GROUP, handler=SubmissionHandler(ctx, config))]

@@ -1,5 +1,6 @@
-from synscale.service import run_service
-from synscale_scorer.servicer import bindings
+from synscale.assembly import Parts
+from synscale_scorer.servicer import bindings, build_service
 from synscale_scorer.worker import subscriptions
 
-raise SystemExit(run_service("scorer", bindings, subscriptions))
+# the domain objects, built once and handed to both adapters
+raise SystemExit(Parts(build_service).serve("scorer", bindings, subscriptions))

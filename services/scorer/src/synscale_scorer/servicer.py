@@ -42,8 +42,12 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
         return result
 
 
-def bindings(ctx: ServiceContext) -> list[ServiceBinding]:
-    servicer = ScorerServicer(ScorerService(ctx.store))
+def build_service(ctx: ServiceContext) -> ScorerService:
+    return ScorerService(ctx.store)
+
+
+def bindings(ctx: ServiceContext, service: ScorerService | None = None) -> list[ServiceBinding]:
+    servicer = ScorerServicer(service or build_service(ctx))
     return [ServiceBinding(scorer_pb2_grpc.add_ScorerServicer_to_server, servicer, "synscale.v1.Scorer")]
 
 

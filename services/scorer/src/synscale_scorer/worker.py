@@ -74,5 +74,6 @@ class ShardReadyHandler:
                  plan.cell, plan.study_id, scores.scored, scores.macro_f1, scores.fid)
 
 
-def subscriptions(ctx: ServiceContext) -> list[Subscription]:
-    return [Subscription(("shards-ready",), GROUP, ShardReadyHandler(ctx))]
+def subscriptions(ctx: ServiceContext, service: ScorerService | None = None) -> list[Subscription]:
+    """The worker over `service` (shared with the servicer: its networks load once)."""
+    return [Subscription(("shards-ready",), GROUP, ShardReadyHandler(ctx, service))]

@@ -1,5 +1,7 @@
-from synscale.service import run_service
+from synscale.assembly import Parts
+from synscale_trainer.runs import build_manager
 from synscale_trainer.servicer import bindings
 from synscale_trainer.worker import subscriptions
 
-raise SystemExit(run_service("trainer", bindings, subscriptions))
+# the domain objects, built once and handed to both adapters
+raise SystemExit(Parts(build_manager).serve("trainer", bindings, subscriptions))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -180,21 +179,12 @@ class RunManager:
         return state.snapshot()
 
 
-_MANAGERS: dict[int, tuple[weakref.ref[ServiceContext], RunManager]] = {}
-_MANAGERS_LOCK = threading.Lock()
-
-
-def manager_for(ctx: ServiceContext, options: TrainOptions | None = None) -> RunManager:
+def build_manager(ctx: ServiceContext, options: TrainOptions | None = None) -> RunManager:
     """The process's RunManager for this context, publishing results on "run-results"."""
-    with _MANAGERS_LOCK:
-        entry = _MANAGERS.get(id(ctx))
-        if entry is None or entry[0]() is not ctx:
-            opts = options or TrainOptions.from_env(ctx.config.data_dir)
+    opts = options or TrainOptions.from_env(ctx.config.data_dir)
 
-            def publish(result: trainer_pb2.RunResult) -> None:
-                ctx.publish("run-results", result.SerializeToString(), key=result.run_id)
-                ctx.bus.flush()
+    def publish(result: trainer_pb2.RunResult) -> None:
+        ctx.publish("run-results", result.SerializeToString(), key=result.run_id)
+        ctx.bus.flush()
 
-            entry = (weakref.ref(ctx), RunManager(ctx.store, opts, on_result=publish))
-            _MANAGERS[id(ctx)] = entry
-        return entry[1]
+    return RunManager(ctx.store, opts, on_result=publish)

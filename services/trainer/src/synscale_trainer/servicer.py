@@ -11,7 +11,7 @@ from synscale.grpc_server import ServiceBinding, grpc_errors, grpc_stream_errors
 from synscale.runtime import ServiceContext
 from synscale.v1 import trainer_pb2, trainer_pb2_grpc
 from synscale_trainer import jobs
-from synscale_trainer.runs import RunManager, manager_for
+from synscale_trainer.runs import RunManager, build_manager
 
 
 class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
@@ -58,6 +58,6 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
         raise KeyError(f"no run {ref.run_id!r}{hint}")
 
 
-def bindings(ctx: ServiceContext) -> list[ServiceBinding]:
-    servicer = TrainerServicer(manager_for(ctx))
+def bindings(ctx: ServiceContext, manager: RunManager | None = None) -> list[ServiceBinding]:
+    servicer = TrainerServicer(manager or build_manager(ctx))
     return [ServiceBinding(trainer_pb2_grpc.add_TrainerServicer_to_server, servicer, "synscale.v1.Trainer")]

@@ -18,7 +18,7 @@ from synscale.errors import InvalidInput, PreconditionFailed
 from synscale.runtime import ServiceContext, Subscription
 from synscale.v1 import trainer_pb2
 from synscale_trainer import jobs
-from synscale_trainer.runs import RunManager, manager_for
+from synscale_trainer.runs import RunManager, build_manager
 
 log = logging.getLogger(__name__)
 GROUP = "trainer"
@@ -61,8 +61,8 @@ class TrainingJobHandler:
         self.ctx.publish("run-results", result.SerializeToString(), key=job.run_id or None)
 
 
-def subscriptions(ctx: ServiceContext) -> list[Subscription]:
-    handler = TrainingJobHandler(ctx, manager_for(ctx))
+def subscriptions(ctx: ServiceContext, manager: RunManager | None = None) -> list[Subscription]:
+    handler = TrainingJobHandler(ctx, manager or build_manager(ctx))
     return [
         Subscription(
             ("training-jobs",), GROUP, handler, RetryPolicy(max_attempts=3, initial_backoff_s=1.0),
