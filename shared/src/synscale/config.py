@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synscale.bus.base import Bus
-from synscale.errors import InvalidInput
 from synscale.store.base import ObjectStore
 
 TOPIC_NAMES = (
@@ -31,18 +30,11 @@ TOPIC_NAMES = (
 
 
 def env_int(env: Mapping[str, str], name: str, default: int, minimum: int | None = None) -> int:
-    """An integer setting from the environment: unset or empty gives `default`; a bad value
-    is an InvalidInput naming the variable, so a service refuses to start on it."""
-    raw = env.get(name, "")
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(name, f"must be an integer, got {raw!r}") from None
-    if minimum is not None and value < minimum:
-        raise InvalidInput(name, f"must be >= {minimum}, got {value}")
-    return value
+    """An integer setting (synscale.settings.Env.integer): a bad value is a SettingsError
+    naming the variable, so a service refuses to start on it."""
+    from synscale.settings import Env
+
+    return Env(env).integer(name, default, minimum)
 
 @dataclass(frozen=True)
 class Topics:

@@ -42,6 +42,7 @@ from synscale.config import RuntimeConfig, make_bus, make_store
 from synscale.grpc_server import ServiceBinding, build_server
 from synscale.logging_setup import configure_logging
 from synscale.runtime import ServiceContext, Subscription
+from synscale.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,7 @@ SubscriptionsFn = Callable[[ServiceContext], list[Subscription]]
 EXIT_OK, EXIT_WORKER_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
 
-class ConfigError(ValueError):
-    """An environment variable holds a value the service cannot use; names the variable."""
+ConfigError = SettingsError  # the one settings error type (synscale.settings)
 
 
 def _int(env: dict[str, str], key: str, default: int, minimum: int = 0) -> int:
@@ -62,9 +62,9 @@ def _int(env: dict[str, str], key: str, default: int, minimum: int = 0) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{key} must be an integer, got {raw!r}") from None
+        raise ConfigError(key, f"must be an integer, got {raw!r}") from None
     if value < minimum:
-        raise ConfigError(f"{key} must be >= {minimum}, got {value}")
+        raise ConfigError(key, f"must be >= {minimum}, got {value}")
     return value
 
 
@@ -75,9 +75,9 @@ def _float(env: dict[str, str], key: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{key} must be a number, got {raw!r}") from None
+        raise ConfigError(key, f"must be a number, got {raw!r}") from None
     if value < 0:
-        raise ConfigError(f"{key} must be >= 0, got {value}")
+        raise ConfigError(key, f"must be >= 0, got {value}")
     return value
 
 
@@ -89,7 +89,7 @@ def _bool(env: dict[str, str], key: str, default: bool) -> bool:
         return True
     if raw in {"0", "false", "no", "off"}:
         return False
-    raise ConfigError(f"{key} must be true or false, got {raw!r}")
+    raise ConfigError(key, f"must be true or false, got {raw!r}")
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,10 @@ class ServiceProcess:
         self.settings = ServiceSettings.from_env(env)
         try:
             self.config = RuntimeConfig.from_env(env)
+        except SettingsError:
+            raise
         except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+            raise ConfigError("environment", str(exc)) from None
         self._bindings_fn = bindings
         self._subscriptions_fn = subscriptions
         self._stop = threading.Event()

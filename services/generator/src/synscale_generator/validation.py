@@ -9,9 +9,9 @@ this reason and moves on, because retrying cannot fix either.
 from __future__ import annotations
 
 import math
-import os
 
 from synscale.errors import InvalidInput
+from synscale.settings import Env
 from synscale.v1 import generator_pb2, study_pb2
 
 from .backends import BackendSettings, SamplingParams, entry_for
@@ -25,8 +25,7 @@ MAX_PROMPT_CHARS = 2000
 
 def max_images_per_job() -> int:
     """The cap on images in one job (SYNSCALE_GENERATOR_MAX_IMAGES), bounding a job's memory and time."""
-    raw = os.environ.get("SYNSCALE_GENERATOR_MAX_IMAGES", "")
-    return int(raw) if raw.strip() else DEFAULT_MAX_IMAGES
+    return Env().integer("SYNSCALE_GENERATOR_MAX_IMAGES", DEFAULT_MAX_IMAGES, minimum=1)
 
 
 def check_cfg(value: float, field: str = "job.cell.cfg") -> float:

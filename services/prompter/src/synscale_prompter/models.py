@@ -58,6 +58,9 @@ def seeded(seed: int) -> Iterator[None]:
 
 
 def pick_device() -> str:
+    """synscale.settings.pick_device: SYNSCALE_DEVICE, else cuda when available."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    from synscale import settings
+
+    return settings.pick_device(torch.cuda.is_available)

@@ -13,7 +13,6 @@ so any scorer instance computing a shard's partial picks the same images:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
@@ -23,8 +22,8 @@ import numpy as np
 
 from synscale import ids, layout, plan
 from synscale.cells import Cell
-from synscale.config import env_int
 from synscale.errors import InvalidInput
+from synscale.settings import Env
 from synscale.study import ScoringSpec, StudySpec
 
 
@@ -65,18 +64,18 @@ class ScoringOptions:
             lpips=spec.lpips, lpips_pairs=spec.lpips_pairs,
             fid_samples_per_class=spec.fid_samples_per_class,
         )
-        env = dict(os.environ if env is None else env)
+        e = Env(env)  # bad values are SettingsErrors naming the variable
         updates: dict[str, Any] = {}
         for f in fields(cls):
             key = f"SYNSCALE_SCORER_{f.name.upper()}"
-            if key not in env:
+            if key not in e:
                 continue
             if f.type in ("str", str):
-                updates[f.name] = env[key]
+                updates[f.name] = e.text(key)
             elif f.type in ("bool", bool):
-                updates[f.name] = env[key].strip().lower() in {"1", "true", "yes", "on"}
+                updates[f.name] = e.flag(key, getattr(base, f.name))
             else:
-                updates[f.name] = env_int(env, key, getattr(base, f.name))
+                updates[f.name] = e.integer(key, getattr(base, f.name))
         return replace(base, **updates)
 
     def as_dict(self) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import tempfile
 import threading
 import time
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from synscale.errors import InvalidInput, PreconditionFailed
+from synscale.settings import Env, pick_device
 from synscale.store.base import ObjectStore
 from synscale.study import TrainingRecipe
 from synscale.v1 import trainer_pb2
@@ -62,12 +62,12 @@ class TrainOptions:
 
     @classmethod
     def from_env(cls, data_dir: Path | str = "runs", env: dict[str, str] | None = None) -> TrainOptions:
-        env = dict(os.environ if env is None else env)
+        e = Env(env)  # bad values are SettingsErrors naming the variable
         return cls(
-            cache_dir=Path(env.get("SYNSCALE_TRAINER_CACHE_DIR", str(Path(data_dir) / "cache" / "shards"))),
-            num_workers=int(env.get("SYNSCALE_TRAINER_WORKERS", "2")),
-            device=env.get("SYNSCALE_TRAINER_DEVICE", ""),
-            checkpoint_every_s=float(env.get("SYNSCALE_TRAINER_CHECKPOINT_S", "600")),
+            cache_dir=Path(e.text("SYNSCALE_TRAINER_CACHE_DIR", str(Path(data_dir) / "cache" / "shards"))),
+            num_workers=e.integer("SYNSCALE_TRAINER_WORKERS", 2, minimum=0),
+            device=e.device(),
+            checkpoint_every_s=e.number("SYNSCALE_TRAINER_CHECKPOINT_S", 600.0, minimum=0.0),
         )
 
 
@@ -146,9 +146,8 @@ def prepare(job: trainer_pb2.TrainingJob, store: ObjectStore | None, options: Tr
 
 
 def _device(options: TrainOptions) -> torch.device:
-    if options.device:
-        return torch.device(options.device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The options' device (SYNSCALE_DEVICE or --device), else synscale.settings.pick_device."""
+    return torch.device(options.device or pick_device(torch.cuda.is_available, {}))
 
 
 def _amp(device: torch.device) -> tuple[Callable[[], contextlib.AbstractContextManager[Any]], bool]:

@@ -35,15 +35,12 @@ def torch_dtype(name: str):  # type: ignore[no-untyped-def]
 
 
 def default_device() -> str:
-    """cuda when a GPU is visible, else cpu; SYNSCALE_DEVICE overrides."""
-    import os
-
-    forced = os.environ.get("SYNSCALE_DEVICE", "").strip()
-    if forced:
-        return forced
+    """synscale.settings.pick_device: SYNSCALE_DEVICE, else cuda when a GPU is visible."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    from synscale.settings import pick_device
+
+    return pick_device(torch.cuda.is_available)
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,10 @@ class Reference(Protocol):
 
 
 def default_device() -> torch.device:
-    """SYNSCALE_SCORER_DEVICE, else CUDA when present, else CPU (scoring is GPU work)."""
-    import os
+    """synscale.settings.pick_device: SYNSCALE_DEVICE, else CUDA when present, else CPU."""
+    from synscale.settings import pick_device
 
-    name = os.environ.get("SYNSCALE_SCORER_DEVICE", "")
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(pick_device(torch.cuda.is_available))
 
 
 def columns_for(reference: Reference, class_ids: Sequence[str]) -> list[int]:
