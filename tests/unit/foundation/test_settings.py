@@ -13,7 +13,8 @@ def test_readers_parse_or_name_the_variable() -> None:
     env = Env({"A": "3", "B": " 2.5 ", "C": "yes", "D": "", "BAD": "x"})
     assert (env.integer("A", 0), env.number("B", 0.0), env.flag("C", False)) == (3, 2.5, True)
     assert (env.integer("D", 7), env.text("D", "dflt"), env.flag("MISSING", True)) == (7, "dflt", True)
-    for read in (lambda: env.integer("BAD", 0), lambda: env.number("BAD", 0.0), lambda: env.flag("BAD", False)):
+    readers = (lambda: env.integer("BAD", 0), lambda: env.number("BAD", 0.0), lambda: env.flag("BAD", False))
+    for read in readers:
         with pytest.raises(SettingsError, match=r"^BAD: must be"):
             read()
     with pytest.raises(SettingsError, match=r"^A: must be >= 5, got 3"):
