@@ -14,7 +14,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -215,6 +216,17 @@ def sample_counts(store: ObjectStore, study_id: str) -> Counter[tuple[str, float
             counts[(m["generator"], float(m["cfg"]), m["strategy"], m["class_id"], int(m["index"]))] += 1
         assert not problems, f"{key}: {problems}"
     return counts
+
+
+@contextmanager
+def running(d: Deployment) -> Iterator[Deployment]:
+    """The deployment's five processes started and SERVING; stopped (SIGTERM) afterwards."""
+    d.start_all()
+    try:
+        d.wait_ready()
+        yield d
+    finally:
+        d.stop_all()
 
 
 # -- each service in its own virtualenv, as its Dockerfile installs it ---------------------

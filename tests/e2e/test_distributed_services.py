@@ -102,13 +102,8 @@ def deployment(infra_env: dict[str, str], minio_store: Any, unique: str,
                tmp_path: Path) -> Iterator[Any]:
     env = support.service_env(infra_env, minio_store.bucket, f"e2e-{unique}",
                               {"SYNSCALE_SHARD_SIZE": SHARD_SIZE})
-    d = support.Deployment(env, tmp_path / "logs")
-    d.start_all()
-    try:
-        d.wait_ready()
+    with support.running(support.Deployment(env, tmp_path / "logs")) as d:
         yield d
-    finally:
-        d.stop_all()
 
 
 def _report(store: Any, study_id: str) -> dict[str, Any]:

@@ -130,13 +130,8 @@ def deployment(infra_env: dict[str, str], store: Any, tmp_path_factory: pytest.T
         "SYNSCALE_SCORER_REFERENCE": f"torchvision:resnet18:{assets['reference']}",
         "SYNSCALE_EVAL_DIR": str(assets["eval"]),
     })
-    d = support.Deployment(env, tmp_path_factory.mktemp("logs"), pythons=pythons)
-    d.start_all()
-    try:
-        d.wait_ready()
+    with support.running(support.Deployment(env, tmp_path_factory.mktemp("logs"), pythons=pythons)) as d:
         yield d
-    finally:
-        d.stop_all()
 
 
 def _submit(deployment: Any, spec: Any, tmp_path: Path) -> str:

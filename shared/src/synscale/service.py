@@ -42,7 +42,7 @@ from synscale.config import RuntimeConfig, make_bus, make_store
 from synscale.grpc_server import ServiceBinding, build_server
 from synscale.logging_setup import configure_logging
 from synscale.runtime import ServiceContext, Subscription
-from synscale.settings import SettingsError
+from synscale.settings import Env, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -56,40 +56,15 @@ ConfigError = SettingsError  # the one settings error type (synscale.settings)
 
 
 def _int(env: dict[str, str], key: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(key, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(key, f"must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(key, f"must be >= {minimum}, got {value}")
-    return value
+    return Env(env).integer(key, default, minimum)
 
 
 def _float(env: dict[str, str], key: str, default: float) -> float:
-    raw = env.get(key, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(key, f"must be a number, got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(key, f"must be >= 0, got {value}")
-    return value
+    return Env(env).number(key, default, minimum=0.0)
 
 
 def _bool(env: dict[str, str], key: str, default: bool) -> bool:
-    raw = env.get(key, "").strip().lower()
-    if not raw:
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigError(key, f"must be true or false, got {raw!r}")
+    return Env(env).flag(key, default)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,12 @@ FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 _DEVICE_RE = re.compile(r"^(cpu|cuda|mps|xpu)(:\d+)?$")
 
 
+def flag_word(raw: str) -> bool | None:
+    """True/False for a boolean word (1/true/yes/on, 0/false/no/off), None for anything else."""
+    word = raw.strip().lower()
+    return True if word in TRUE_WORDS else False if word in FALSE_WORDS else None
+
+
 class SettingsError(InvalidInput):
     """An environment variable holds a value the service cannot use; names the variable."""
 
@@ -68,14 +74,11 @@ class Env:
         return value
 
     def flag(self, name: str, default: bool) -> bool:
-        raw = self.env.get(name, "").strip().lower()
-        if not raw:
-            return default
-        if raw in TRUE_WORDS:
-            return True
-        if raw in FALSE_WORDS:
-            return False
-        raise SettingsError(name, f"must be true or false, got {raw!r}")
+        raw = self.env.get(name, "").strip()
+        value = flag_word(raw) if raw else default
+        if value is None:
+            raise SettingsError(name, f"must be true or false, got {raw!r}")
+        return value
 
     def device(self) -> str:
         """SYNSCALE_DEVICE, checked; "" when unset (the caller picks)."""

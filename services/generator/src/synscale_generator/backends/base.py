@@ -18,10 +18,9 @@ import numpy as np
 from PIL import Image
 
 from synscale.errors import InvalidInput
+from synscale.settings import flag_word
 
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 
 
 def torch_dtype(name: str):  # type: ignore[no-untyped-def]
@@ -68,14 +67,11 @@ class BackendSettings:
 
     def flag(self, name: str, default: bool = False) -> bool:
         """A boolean option; a value that is not a boolean word is bad input."""
-        raw = self.option(name, "").strip().lower()
-        if not raw:
-            return default
-        if raw in TRUE_WORDS:
-            return True
-        if raw in FALSE_WORDS:
-            return False
-        raise InvalidInput(f"generator.options.{name}", f"expected true/false, got {raw!r}")
+        raw = self.option(name, "").strip()
+        value = flag_word(raw) if raw else default
+        if value is None:
+            raise InvalidInput(f"generator.options.{name}", f"expected true/false, got {raw!r}")
+        return value
 
     def number(self, name: str, default: float) -> float:
         raw = self.option(name, "").strip()
