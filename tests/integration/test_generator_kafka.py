@@ -13,7 +13,7 @@ from synscale.runtime import ServiceContext
 from synscale.shards import iter_shard
 from synscale.store.minio import MinioStore
 from synscale.v1 import common_pb2, generator_pb2, study_pb2
-from synscale_generator.backends.standin import register_standin
+from synscale_generator.embedded.testing import register_tiny
 from synscale_generator.output import make_job
 from synscale_generator.worker import subscriptions
 
@@ -35,7 +35,7 @@ class CountingMinio(MinioStore):
 def test_generation_jobs_over_kafka_and_minio(  # type: ignore[no-untyped-def]
     kafka_bus, infra_env: dict[str, str], unique: str,
 ) -> None:
-    register_standin("standin")
+    register_tiny("standin")
     store = CountingMinio(infra_env["S3_ENDPOINT"], infra_env["S3_ACCESS_KEY"], infra_env["S3_SECRET_KEY"],
                           f"test-gen-{unique}")
     topics = Topics(prefix=f"gen-{unique}", default_partitions=3)

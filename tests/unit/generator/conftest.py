@@ -1,4 +1,4 @@
-"""Fixtures of the generator tests: tiny pipelines of each family, the stand-in backend, jobs.
+"""Fixtures of the generator tests: tiny pipelines of each family, the tiny embedded backend, jobs.
 
 Tiny pipelines are built once per session (a few hundred KB each, seconds to build) and
 loaded back through the backends from their directories, as real models would be.
@@ -16,7 +16,7 @@ from synscale.bus.memory import MemoryBus
 from synscale.runtime import ServiceContext
 from synscale.store.file import FileStore
 from synscale.v1 import generator_pb2, study_pb2
-from synscale_generator.backends.standin import register_standin
+from synscale_generator.embedded.testing import register_tiny
 from synscale_generator.output import make_job
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,7 +32,7 @@ def _quiet_and_registered() -> None:
     diffusers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
-    register_standin(STANDIN)
+    register_tiny(STANDIN)  # the production embedded serving path on a tiny random UNet
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import torch
 from synscale.shards import decode_png
 from synscale_generator.backends import BackendSettings, SamplingParams, entry_for
 from synscale_generator.backends.diffusers_backends import denoiser_of
-from synscale_generator.backends.standin import tiny_standin
+from synscale_generator.embedded.testing import tiny_adapter
 from synscale_generator.engine import Engine, ImageRequest, is_out_of_memory
 
 MIXED = [ImageRequest("a photo of a shirt", 11), ImageRequest("a dog", 12), ImageRequest("bag", 13),
@@ -35,7 +35,7 @@ def test_image_is_bit_identical_alone_and_inside_a_mixed_batch(
 ) -> None:
     """Float outputs (before 8-bit rounding) of one request equal, whatever its companions."""
     if family == "standin":
-        backend, params = tiny_standin(), SamplingParams(2.0, 3)
+        backend, params = tiny_adapter(), SamplingParams(2.0, 3)
     else:
         backend = entry_for(family).load(BackendSettings.create(family, str(tiny_dir(family)), "cpu"))
         params = SamplingParams(3.0, 2, "blurry", 8 if family == "amused" else 16)
@@ -51,7 +51,7 @@ def test_image_is_bit_identical_alone_and_inside_a_mixed_batch(
 
 def test_png_bytes_match_and_are_encoded_off_the_sampling_thread() -> None:
     engine = Engine("cpu", default_batch_size=4)
-    backend = tiny_standin()
+    backend = tiny_adapter()
     params = SamplingParams(2.0, 2)
     batches = list(engine.run(backend, params, MIXED))
     pngs = [f.result() for b in batches for f in b.pngs]
@@ -112,7 +112,7 @@ def test_out_of_memory_at_batch_one_and_other_errors_propagate(tiny_dir: Callabl
 def test_batch_size_is_capped_by_memory_as_a_power_of_two(monkeypatch: pytest.MonkeyPatch) -> None:
     import synscale_generator.engine as engine_module
 
-    backend = tiny_standin()
+    backend = tiny_adapter()
     params = SamplingParams(2.0, 2)  # guided: the stand-in estimates 8 MiB per image
     engine = Engine("cpu", default_batch_size=64, memory_fraction=1.0)
     monkeypatch.setattr(engine_module, "_available_bytes", lambda _d: 100 * 1024 * 1024)
