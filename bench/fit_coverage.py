@@ -7,6 +7,7 @@ the true α (and the true error extrapolated to 4× the largest N) in 92–98% o
 n ∈ {100, 500}; the error at N = 4 is 0.6 (demo-like).
 
     python bench/fit_coverage.py [--method new|old] [--series 1000] [--seeds 1] [--seed 0]
+        [--offset-series 200]
 
 `--method old` fits with the residual-bootstrap `fits.py` of main 5f784ab (read with
 `git show`, so the old code need not live in the package): the "before" figures.
@@ -99,14 +100,64 @@ def coverage(method: str, series: int, seeds: int, seed: int, level: float = 0.9
             "err_at_N4": ERR_AT_4, "extrapolation_target": "4 x largest N", "rows": rows}
 
 
+def offset_coverage(series: int, seed: int, level: float = 0.95) -> dict[str, Any]:
+    """The offset law E + A·N^−α (new method only).
+
+    Without a floor (the plain-law settings above) it should say "not identified" in ≥ 95% of
+    series; with a floor E = 0.1 (α = 0.5, 9 sizes) the identified fits' intervals for E, α
+    and the extrapolated error should cover.
+    """
+    from synscale_analyzer import fits
+
+    rng = np.random.default_rng(seed + 1)
+    no_floor = []
+    for m, sizes in SIZE_SETS.items():
+        for alpha in ALPHAS:
+            for n in NS:
+                x, k, _, _ = simulate(sizes, alpha, n, 1, rng, series)
+                ident = sum(fits.fit(x, row / n, "power_law_offset", n_test=n).identified for row in k)
+                no_floor.append({"sizes": m, "alpha": alpha, "n_test": n, "series": series,
+                                 "identified": round(ident / series, 4)})
+    floor = []
+    sizes = SIZE_SETS[9]
+    x = np.asarray(sizes, float)
+    e_true, a_true = 0.1, 0.5
+    amp = (ERR_AT_4 - e_true) * 4.0**a_true
+    target = 4.0 * max(sizes)
+    true_ext = e_true + amp * target ** (-a_true)
+    for n in (500, 2000):
+        k = rng.binomial(n, e_true + amp * x ** (-a_true), size=(series, len(x)))
+        ident = cov_e = cov_a = cov_x = 0
+        for row in k:
+            f = fits.fit(x, row / n, "power_law_offset", n_test=n, level=level)
+            if not f.identified:
+                continue
+            ident += 1
+            cov_e += int(f.E_ci[0] <= e_true <= f.E_ci[1])
+            cov_a += int(f.alpha_ci[0] <= a_true <= f.alpha_ci[1])
+            lo, hi = f.error_ci(target)
+            cov_x += int(lo <= true_ext <= hi)
+        floor.append({"sizes": 9, "E": e_true, "alpha": a_true, "n_test": n, "series": series,
+                      "identified": round(ident / series, 4),
+                      "E_coverage": round(cov_e / max(ident, 1), 4),
+                      "alpha_coverage": round(cov_a / max(ident, 1), 4),
+                      "extrapolated_coverage": round(cov_x / max(ident, 1), 4)})
+    return {"no_floor": no_floor, "floor": floor}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--method", choices=("new", "old"), default="new")
     ap.add_argument("--series", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=1, help="seeds (replicate runs) per size")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--offset-series", type=int, default=0,
+                    help="also simulate the offset law with this many series per setting (new method; slow)")
     args = ap.parse_args(argv)
-    print(json.dumps(coverage(args.method, args.series, args.seeds, args.seed), indent=1))
+    out = coverage(args.method, args.series, args.seeds, args.seed)
+    if args.offset_series > 0 and args.method == "new":
+        out["offset"] = offset_coverage(args.offset_series, args.seed)
+    print(json.dumps(out, indent=1))
     return 0
 
 

@@ -268,7 +268,9 @@ def _matches(run: RunRecord, key: SeriesKey) -> bool:
             and (run.real_per_class if run.source == "mixed" else 0) == key.real_per_class)
 
 
-def _per_class(inp: AnalysisInput, series: list[Series]) -> tuple[list[PerClass], dict[str, PooledCorrelation]]:
+def _per_class(
+    inp: AnalysisInput, series: list[Series],
+) -> tuple[list[PerClass], dict[str, PooledCorrelation]]:
     """Per-class slopes of each synthetic ID series; correlations over its estimable classes.
 
     The pooled correlation is over classes (class-level permutation), never over pairs.
@@ -347,7 +349,7 @@ def _slope_test(family: str, a: Series, b: Series, a_label: str, b_label: str) -
     fa, fb = a.power_law, b.power_law
     assert fa is not None and fb is not None
     est, ci, p = comparisons.slope_difference(fa.alpha, fa.alpha_se, fa.dof, fb.alpha, fb.alpha_se, fb.dof)
-    return Comparison(family, a_label, b_label, a.key.eval_set, est, ci, p, "Wald t-test on α")
+    return Comparison(family, a_label, b_label, a.key.eval_set, est, ci, p, "Welch t-test on α")
 
 
 def _versus_real_tests(analysis: Analysis, eval_set: str, rng: np.random.Generator) -> list[Comparison]:
@@ -360,7 +362,8 @@ def _versus_real_tests(analysis: Analysis, eval_set: str, rng: np.random.Generat
         if s.key.source == "real" or not s.counted:
             continue
         for n in sorted(set(s.sizes) & set(real.sizes)):
-            est, ci, p, method = comparisons.error_difference(s.arm(n), real.arm(n), rng)
+            est, ci, p, method = comparisons.error_difference(s.arm(n), real.arm(n), rng,
+                                                              rounds=max(analysis.input.bootstrap, 100))
             out.append(Comparison(f"error vs real at equal N on {eval_set}", s.key.label, "real", eval_set,
                                   est, ci, p, method, n=n))
     return out
@@ -406,7 +409,8 @@ def slope_rows(analysis: Analysis) -> list[dict[str, Any]]:
                 "E_hi": _num(f.E_ci[1]) if form != "power_law" else None,
                 "rmse_log": _num(f.rmse_log), "dispersion": _num(f.dispersion),
                 "n_points": f.n_points, "max_n": int(ns[-1]), "value_at_max_n": _num(float(means[-1])),
-                "extrapolation_n": ext_n, "extrapolated": _num(float(f.predict([ext_n])[0])) if f.ok else None,
+                "extrapolation_n": ext_n,
+                "extrapolated": _num(float(f.predict([ext_n])[0])) if f.ok else None,
                 "extrapolated_lo": _num(ext[0]), "extrapolated_hi": _num(ext[1]),
                 "holdout_rel_error": _num(f.holdout.rel_error) if f.holdout else None,
                 "holdout_sizes": list(f.holdout.sizes) if f.holdout else [], "note": f.note,

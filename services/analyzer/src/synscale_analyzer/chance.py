@@ -38,7 +38,8 @@ class ChanceCheck:
 
     def to_dict(self) -> dict[str, Any]:
         return {"classes": self.classes, "chance_error": self.chance_error, "at_chance": self.at_chance,
-                "sizes_below_chance": list(self.below), "p_values": [float(f"{p:.4g}") for p in self.p_values]}
+                "sizes_below_chance": list(self.below),
+                "p_values": [float(f"{p:.4g}") for p in self.p_values]}
 
 
 def check(points: Sequence[tuple[int, float, int]], classes: int) -> ChanceCheck | None:
@@ -52,7 +53,7 @@ def check(points: Sequence[tuple[int, float, int]], classes: int) -> ChanceCheck
     sizes = tuple(sorted(by_size))
     p_values = []
     for s in sizes:
-        k = int(round(sum(e * n for e, n in by_size[s])))
+        k = round(sum(e * n for e, n in by_size[s]))
         n = sum(n for _, n in by_size[s])
         p_values.append(float(stats.binom.cdf(k, n, chance)))
     return ChanceCheck(classes, chance, tuple(p_values), sizes)

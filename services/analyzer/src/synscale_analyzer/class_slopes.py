@@ -72,7 +72,7 @@ def class_slope(class_id: str, sizes: Sequence[int], errors: Sequence[float], co
     zeros = sum(1 for k in errors_at if k < 0.5)
     if zeros * 2 > len(distinct):
         return out("zero_errors", f"0 errors at {zeros} of {len(distinct)} sizes")
-    f = fit(ns, errs, "power_law", n_test=cnt)
+    f = fit(ns.tolist(), errs.tolist(), "power_law", n_test=cnt.tolist())
     if not f.ok or not all(math.isfinite(v) for v in f.alpha_ci):
         return out("no_fit", f.note or "no interval")
     half = (f.alpha_ci[1] - f.alpha_ci[0]) / 2

@@ -112,8 +112,27 @@ def _mean_rho(alpha: np.ndarray, cov: np.ndarray) -> np.ndarray:
         return np.asarray(np.nanmean(rho, axis=-1))
 
 
-def pooled(alpha: np.ndarray, covariate: np.ndarray, x: str, y: str, seed: int = 0) -> PooledCorrelation:
-    """`alpha`, `covariate`: (cells, classes), NaN where a class is not estimable or not scored."""
+def _null(alpha: np.ndarray, covariate: np.ndarray, perms: np.ndarray) -> np.ndarray:
+    """The statistic under each class permutation of α (the same permutation in every cell)."""
+    if not (np.isfinite(alpha).all() and np.isfinite(covariate).all()):
+        return _mean_rho(alpha[:, perms].transpose(1, 0, 2), covariate)
+    # Complete data: ranks, their means and norms do not change under permutation, so each
+    # permuted ρ is one gather and a dot product instead of a re-ranking.
+    ra = np.argsort(np.argsort(alpha, axis=-1), axis=-1).astype(float)
+    rx = np.argsort(np.argsort(covariate, axis=-1), axis=-1).astype(float)
+    ra -= ra.mean(axis=-1, keepdims=True)
+    rx -= rx.mean(axis=-1, keepdims=True)
+    norm = np.sqrt((ra**2).sum(axis=-1) * (rx**2).sum(axis=-1))  # (cells,)
+    rho = np.einsum("cpk,ck->pc", ra[:, perms], rx) / norm[None]
+    return np.asarray(rho.mean(axis=1))
+
+
+def pooled(alpha: np.ndarray, covariate: np.ndarray, x: str, y: str, seed: int = 0,
+           bootstrap: int = BOOTSTRAP) -> PooledCorrelation:
+    """`alpha`, `covariate`: (cells, classes), NaN where a class is not estimable or not scored.
+
+    `bootstrap` = 0 skips the interval (the permutation p-value does not need it).
+    """
     alpha, covariate = np.asarray(alpha, float), np.asarray(covariate, float)
     ok = np.isfinite(alpha) & np.isfinite(covariate)
     classes = int(ok.any(axis=0).sum())
@@ -126,13 +145,13 @@ def pooled(alpha: np.ndarray, covariate: np.ndarray, x: str, y: str, seed: int =
     if math.factorial(c) <= PERMUTATIONS + 1:
         perms = np.array(list(itertools.permutations(range(c))))
     else:
-        perms = np.array([rng.permutation(c) for _ in range(PERMUTATIONS)])
-    null = _mean_rho(alpha[:, perms].transpose(1, 0, 2), covariate)
+        perms = rng.permuted(np.tile(np.arange(c), (PERMUTATIONS, 1)), axis=1)
+    null = _null(alpha, covariate, perms)
     null = null[np.isfinite(null)]
     exact = math.factorial(c) <= PERMUTATIONS + 1
     extreme = int(np.sum(np.abs(null) >= abs(observed) - 1e-12))
     p = extreme / len(null) if exact else (extreme + 1) / (len(null) + 1)
-    picks = rng.integers(0, c, size=(BOOTSTRAP, c))  # classes drawn with all their cells
+    picks = rng.integers(0, c, size=(bootstrap, c))  # classes drawn with all their cells
     boot = _mean_rho(alpha[:, picks].transpose(1, 0, 2), covariate[:, picks].transpose(1, 0, 2))
     boot = boot[np.isfinite(boot)]
     ci = (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))) if boot.size > 10 else (nan, nan)

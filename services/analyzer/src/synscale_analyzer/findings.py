@@ -77,7 +77,7 @@ def _slope_family(analysis: Analysis, best: Series, worst: Series) -> str:
         return ""
     bw = next((c for c in fam if {c.a, c.b} == {best.key.label, worst.key.label}), None)
     sig = sum(c.significant for c in fam)
-    text = f" Of {len(fam)} pairwise slope differences, {sig} are significant (Wald t, Holm)"
+    text = f" Of {len(fam)} pairwise slope differences, {sig} are significant (Welch t, Holm)"
     if bw is not None:
         text += (f"; best vs worst is {'significant' if bw.significant else 'indistinguishable'} "
                  f"(Δα = {abs(bw.estimate):.3f}, {_p(bw)})")
@@ -206,7 +206,7 @@ def _ood(analysis: Analysis) -> list[str]:
             text = f"OOD '{ood}': " + "; ".join(parts) + "."
             if tests:
                 rest = len(tests) - len(sig)
-                text += (f" OOD − ID slope differences: {len(sig)} of {len(tests)} significant (Wald t, Holm)"
+                text += (f" OOD − ID slope differences: {len(sig)} of {len(tests)} significant (Welch t, Holm)"
                          + (f"; {rest} indistinguishable." if rest else "."))
             out.append(text)
         elif analysis.series_for(ood) and not analysis.readable(ood):

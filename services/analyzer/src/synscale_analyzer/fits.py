@@ -196,8 +196,8 @@ def fit(
     p = N_PARAMS[form]
     family: glm.Family = "lognormal" if counts is None else "binomial"
     if len(distinct) < p:
-        return _empty(form, len(n), distinct, level, f"needs at least {p} distinct sizes, got {len(distinct)}",
-                      family)
+        note = f"needs at least {p} distinct sizes, got {len(distinct)}"
+        return _empty(form, len(n), distinct, level, note, family)
     d = _data(n, y, counts)
     if counts is not None and (float(np.sum(y * counts)) <= 0 or float(np.sum((1 - y) * counts)) <= 0):
         what = "no errors" if float(np.sum(y * counts)) <= 0 else "no correct predictions"

@@ -40,7 +40,8 @@ def _curve(ax: Axes, s: Series, color: object, label: str, style: str = "-", ban
            lw: float = 1.6, alpha: float = 1.0) -> None:
     ns, means = s.means()
     if s.at_chance:  # no law is drawn through noise: points only, marked
-        ax.plot(ns, means, ":", marker="x", ms=4, color="grey", lw=0.8, alpha=alpha, label=f"{label} (at chance)")
+        ax.plot(ns, means, ":", marker="x", ms=4, color="grey", lw=0.8, alpha=alpha,
+                label=f"{label} (at chance)")
         return
     ax.plot(ns, means, linestyle="none", marker="o", ms=4, color=color, alpha=alpha)
     f = s.power_law

@@ -273,8 +273,8 @@ def _tables(analysis: Analysis, doc: dict[str, Any]) -> dict[str, Table]:
         rows += [[pc.series.cell, "diversity", *_corr_cells(pc.vs_diversity)] for pc in analysis.per_class]
         rows += [[f"all cells (pooled over {c.classes} classes, class-level permutation)", name, c.classes,
                   "–", "–", "–", c.rho, c.p] for name, c in analysis.pooled.items()]
-        tables["per_class"] = Table(["cell", "α vs", "classes", "Pearson r", "95% CI", "p", "Spearman ρ", "p"],
-                                    rows, left=2)
+        tables["per_class"] = Table(
+            ["cell", "α vs", "classes", "Pearson r", "95% CI", "p", "Spearman ρ", "p"], rows, left=2)
         ids = [cid for cid, _ in inp.classes]
         grid = {(pc.series.cell, c.class_id): c for pc in analysis.per_class for c in pc.classes}
         est, total, why = class_summary(analysis)
@@ -283,8 +283,8 @@ def _tables(analysis: Analysis, doc: dict[str, Any]) -> dict[str, Table]:
             ["cell", *ids],
             [[pc.series.cell, *[_class_cell(grid.get((pc.series.cell, cid))) for cid in ids]]
              for pc in analysis.per_class],
-            extra=f"{est} of {total} (cell, class) pairs estimable" + (f"; not estimable: {reasons}." if reasons
-                                                                         else "."),
+            extra=f"{est} of {total} (cell, class) pairs estimable"
+            + (f"; not estimable: {reasons}." if reasons else "."),
         )
     return tables
 
@@ -314,7 +314,7 @@ SECTIONS = (
      "unpaired binomial test), Holm-corrected over all sizes and series of the eval set; and where "
      "the fitted laws cross."),
     ("slope_tests", "Slope comparisons", "Differences of plain-law α: series against series on the "
-     "ID set, and each series' OOD slope against its ID slope; Wald t-tests, Holm-corrected within "
+     "ID set, and each series' OOD slope against its ID slope; Welch t-tests on the fits' standard errors, Holm-corrected within "
      "each family. 'indistinguishable': corrected p ≥ 0.05."),
     ("scores", "Recognizability and diversity per cell", ""),
     ("per_class", "Per-class scalability vs recognizability and diversity",
