@@ -16,7 +16,7 @@ def test_holm_adjusts_step_down_and_stays_monotone() -> None:
     assert comparisons.holm([0.01, 0.04, 0.03, math.nan]) == pytest.approx([0.03, 0.06, 0.06, math.nan],
                                                                              nan_ok=True)
     comps = [Comparison("f", "a", "b", "id", -0.1, (-0.2, 0.0), p, "t") for p in (0.01, 0.02, 0.2)]
-    out = comparisons.corrected(comps + [Comparison("g", "a", "b", "id", 0.1, (0, 0.2), 0.02, "t")])
+    out = comparisons.corrected([*comps, Comparison("g", "a", "b", "id", 0.1, (0, 0.2), 0.02, "t")])
     assert [c.p_holm for c in out] == pytest.approx([0.03, 0.04, 0.2, 0.02])
     assert [c.verdict for c in out] == ["a lower", "a lower", "indistinguishable", "a higher"]
 
@@ -70,6 +70,7 @@ def test_slope_test_holds_its_level_under_the_null() -> None:
     for _ in range(300):
         fa = fit(sizes, rng.binomial(500, p) / 500, n_test=500)
         fb = fit(sizes, rng.binomial(500, p) / 500, n_test=500)
-        _, _, pval = comparisons.slope_difference(fa.alpha, fa.alpha_se, fa.dof, fb.alpha, fb.alpha_se, fb.dof)
+        _, _, pval = comparisons.slope_difference(fa.alpha, fa.alpha_se, fa.dof,
+                                                  fb.alpha, fb.alpha_se, fb.dof)
         rejected += pval < 0.05
     assert 3 <= rejected <= 27  # about 15; far more would mean too-short intervals

@@ -10,7 +10,9 @@ import pytest
 from synscale_analyzer.correlation import correlate, pooled
 
 
-def _cells(rng: np.random.Generator, cells: int, classes: int, effect: float) -> tuple[np.ndarray, np.ndarray]:
+def _cells(
+    rng: np.random.Generator, cells: int, classes: int, effect: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """Class traits shared by every cell (a class is easy or hard everywhere), plus cell noise.
 
     α depends on the covariate only through `effect`; with effect 0 both are class traits

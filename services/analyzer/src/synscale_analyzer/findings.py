@@ -206,7 +206,8 @@ def _ood(analysis: Analysis) -> list[str]:
             text = f"OOD '{ood}': " + "; ".join(parts) + "."
             if tests:
                 rest = len(tests) - len(sig)
-                text += (f" OOD − ID slope differences: {len(sig)} of {len(tests)} significant (Welch t, Holm)"
+                text += (f" OOD − ID slope differences: {len(sig)} of {len(tests)} significant "
+                         "(Welch t, Holm)"
                          + (f"; {rest} indistinguishable." if rest else "."))
             out.append(text)
         elif analysis.series_for(ood) and not analysis.readable(ood):

@@ -314,7 +314,8 @@ SECTIONS = (
      "unpaired binomial test), Holm-corrected over all sizes and series of the eval set; and where "
      "the fitted laws cross."),
     ("slope_tests", "Slope comparisons", "Differences of plain-law α: series against series on the "
-     "ID set, and each series' OOD slope against its ID slope; Welch t-tests on the fits' standard errors, Holm-corrected within "
+     "ID set, and each series' OOD slope against its ID slope; Welch t-tests on the fits' standard "
+     "errors, Holm-corrected within "
      "each family. 'indistinguishable': corrected p ≥ 0.05."),
     ("scores", "Recognizability and diversity per cell", ""),
     ("per_class", "Per-class scalability vs recognizability and diversity",
