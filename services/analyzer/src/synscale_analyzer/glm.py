@@ -23,7 +23,7 @@ import numpy as np
 
 Family = Literal["binomial", "lognormal"]
 MU_MAX = 1.0 - 1e-9  # a binomial error rate cannot reach 1 (chance-level data near it)
-ETA_MIN = -40.0
+ETA_MIN, ETA_MAX = -40.0, 40.0  # keeps trial steps of the line search finite (they are rejected)
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def design(logn: np.ndarray) -> np.ndarray:
 
 
 def mean(beta: np.ndarray, logn: np.ndarray, e: float) -> np.ndarray:
-    eta = np.maximum(beta[0] - beta[1] * logn, ETA_MIN)
+    eta = np.clip(beta[0] - beta[1] * logn, ETA_MIN, ETA_MAX)
     return np.asarray(e + np.exp(eta))
 
 
@@ -84,7 +84,7 @@ def pearson(d: Data, mu: np.ndarray) -> float:
 
 def _working(d: Data, beta: np.ndarray, e: float) -> tuple[np.ndarray, np.ndarray]:
     """Working weights and response of one Fisher-scoring step."""
-    eta = np.maximum(beta[0] - beta[1] * d.logn, ETA_MIN)
+    eta = np.clip(beta[0] - beta[1] * d.logn, ETA_MIN, ETA_MAX)
     power = np.exp(eta)
     mu = e + power
     if d.family == "binomial":
@@ -149,7 +149,7 @@ def dispersion(d: Data, chi2: float, params: int) -> float:
 
 def full_info(d: Data, beta: np.ndarray, e: float) -> np.ndarray:
     """Fisher information of (log A, α, E) at dispersion 1 (for the offset law's Wald intervals)."""
-    eta = np.maximum(beta[0] - beta[1] * d.logn, ETA_MIN)
+    eta = np.clip(beta[0] - beta[1] * d.logn, ETA_MIN, ETA_MAX)
     power = np.exp(eta)
     mu = e + power
     jac = np.stack([power, -d.logn * power, np.ones_like(power)], axis=1)  # dμ/dθ
