@@ -26,6 +26,7 @@ from synscale_analyzer.comparisons import Arm, Comparison
 from synscale_analyzer.correlation import Correlation, PooledCorrelation, correlate, pooled
 from synscale_analyzer.fits import Fit, FitForm, fit
 from synscale_analyzer.model import AnalysisInput, CellScoreRecord, RunRecord, Source, cell_label
+from synscale_analyzer.model import num as _num
 
 __all__ = ["Analysis", "ClassSlope", "Correlation", "PerClass", "Point", "Series", "SeriesKey", "analyze",
            "correlate"]
@@ -172,10 +173,6 @@ class Analysis:
             if sc.generator == generator and sc.strategy == strategy and float(sc.cfg) == float(cfg):
                 return sc
         return None
-
-
-def _num(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(f"{x:.10g}")
 
 
 def metric_value(run: RunRecord, eval_set: str, metric: str) -> float | None:

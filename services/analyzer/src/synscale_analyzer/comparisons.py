@@ -22,13 +22,11 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from synscale_analyzer.model import num as _num
+
 LEVEL = 0.05
 BOOTSTRAP = 2000
 CHUNK = 250  # replicates per gather: bounds memory at CHUNK × images × seeds
-
-
-def _num(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(f"{x:.10g}")
 
 
 @dataclass(frozen=True)

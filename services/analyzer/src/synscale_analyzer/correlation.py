@@ -20,12 +20,10 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from synscale_analyzer.model import num as _num
+
 PERMUTATIONS = 4999
 BOOTSTRAP = 1000
-
-
-def _num(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(f"{x:.10g}")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from scipy import stats
 from scipy.optimize import brentq, least_squares, minimize_scalar
 
 from synscale_analyzer import glm
+from synscale_analyzer.model import num as _num
 
 FitForm = Literal["power_law", "power_law_offset"]
 Loss = Literal["linear", "soft_l1", "huber"]
@@ -130,11 +131,6 @@ class Fit:
             "alpha_se": _num(self.alpha_se),
             "holdout": self.holdout.to_dict() if self.holdout else None, "note": self.note,
         }
-
-
-def _num(x: float | None) -> float | None:
-    """JSON-safe float (NaN/inf → null), rounded so reports compare stably across runs."""
-    return None if x is None or not math.isfinite(x) else float(f"{x:.10g}")
 
 
 def _data(n: np.ndarray, y: np.ndarray, n_test: np.ndarray | None) -> glm.Data:

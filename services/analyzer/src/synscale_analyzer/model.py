@@ -7,6 +7,7 @@ bus, a store or any other service.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -14,6 +15,11 @@ if TYPE_CHECKING:
     import numpy as np
 
 Source = Literal["real", "synthetic", "mixed"]
+
+
+def num(x: float | None) -> float | None:
+    """JSON-safe float (NaN/inf → null), rounded so reports compare stably across runs."""
+    return None if x is None or not math.isfinite(x) else float(f"{x:.10g}")
 
 
 @dataclass(frozen=True)

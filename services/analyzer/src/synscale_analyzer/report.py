@@ -29,6 +29,7 @@ from synscale_analyzer.analysis import (
     slope_rows,
     versus_real,
 )
+from synscale_analyzer.model import num as _n
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;
@@ -205,10 +206,6 @@ def report_json(analysis: Analysis) -> dict[str, Any]:
         "runs": len(inp.runs),
         "meta": inp.meta,
     }
-
-
-def _n(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(f"{x:.10g}")
 
 
 def _tables(analysis: Analysis, doc: dict[str, Any]) -> dict[str, Table]:
