@@ -144,3 +144,17 @@ def test_page_renders_in_headless_chromium_without_console_errors(
     assert console == []
     assert "<h2>Findings</h2>" in dom
     assert dom.count("<img") == 5
+
+
+def test_an_error_of_exactly_zero_is_a_win_not_a_missing_value(make_input) -> None:  # type: ignore[no-untyped-def]
+    """A synthetic run with 0 errors of 1,000 at N = 128 beats real there (it used to read as missing)."""
+    from dataclasses import replace
+
+    inp = make_input(seeds=(0,), mix=0, strategies=("classname",), cfgs=(1.0,))
+    runs = tuple(replace(r, evals={**r.evals, "id": replace(r.evals["id"], top1=1.0)})
+                 if r.source == "synthetic" and r.n == 128 else r for r in inp.runs)
+    a = analyze(replace(inp, runs=runs))
+    test = next(c for c in a.family("error vs real at equal N on id") if c.n == 128)
+    assert test.estimate < 0 and test.significant
+    assert "Synthetic data beat real data at equal size in 1 of 1 cells" in "\n".join(a.findings)
+    assert "gen|cfg=1|classname at N = 128" in "\n".join(a.findings)

@@ -26,7 +26,8 @@ from synscale_analyzer.model import num as _num
 
 LEVEL = 0.05
 BOOTSTRAP = 2000
-CHUNK = 250  # replicates per gather: bounds memory at CHUNK × images × seeds
+CHUNK = 250  # replicates per gather, at most GATHER / images: memory stays ~GATHER × seeds values
+GATHER = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,9 @@ def error_difference(
         wrong_b = np.stack([~x for x in b.bits if x is not None]).astype(float)
         images = wrong_a.shape[1]
         diffs = []
-        for start in range(0, rounds, CHUNK):
-            chunk = min(CHUNK, rounds - start)
+        step = max(1, min(CHUNK, GATHER // images))
+        for start in range(0, rounds, step):
+            chunk = min(step, rounds - start)
             # Resample test images jointly (the pairing), seeds within each arm (replicates).
             idx = rng.integers(0, images, size=(chunk, images))
             ea, eb = wrong_a[:, idx].mean(axis=2), wrong_b[:, idx].mean(axis=2)  # (seeds, B)
