@@ -123,7 +123,7 @@ def print_summary(doc: dict[str, Any], console: Any) -> None:
     # One generator: say it once in the title, so each cell label fits 80 columns.
     generators = {r["label"].split("|")[0] for r in rows if "|" in r["label"]}
     prefix = f"{next(iter(generators))}|" if len(generators) == 1 else ""
-    title = f"Scaling ability α on {doc['id_set']} (err = A·N^−α, 95% bootstrap CI)"
+    title = f"Scaling ability α on {doc['id_set']} (err = A·N^−α, binomial fit, 95% t-interval)"
     table = Table(title=title + (f"\ncells of generator {prefix[:-1]}" if prefix else ""),
                   box=box.SIMPLE_HEAD, pad_edge=False, caption="extrap.: relative error "
                   "predicting the largest N from a fit without it")
@@ -132,9 +132,10 @@ def print_summary(doc: dict[str, Any], console: Any) -> None:
     for col in ("α", "95% CI", f"err @ N={next(iter(max_ns))}" if same_n else "err @ max N", "extrap."):
         table.add_column(col, justify="right", no_wrap=True)
     for row in rows:
-        ci = f"[{_f(row['alpha_lo'])}, {_f(row['alpha_hi'])}]"
+        chance = row.get("at_chance", False)
+        ci = "at chance" if chance else f"[{_f(row['alpha_lo'])}, {_f(row['alpha_hi'])}]"
         err = _f(row["value_at_max_n"]) + ("" if same_n else f" @ {row['max_n']}")
-        table.add_row(row["label"].removeprefix(prefix), _f(row["alpha"]), ci, err,
+        table.add_row(row["label"].removeprefix(prefix), "–" if chance else _f(row["alpha"]), ci, err,
                       _f(row["holdout_rel_error"]))
     console.print(table)
     for finding in doc["findings"]:

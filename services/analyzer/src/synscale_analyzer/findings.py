@@ -1,7 +1,9 @@
 """The report's findings: short sentences computed from the numbers, never hand-written.
 
-Each finding states the figure it rests on (slope with its interval, sizes, correlations),
-so a reader can check it against the tables below it.
+Each finding states the figure it rests on (slope with its interval, the test and its
+Holm-corrected p-value, the number of classes), so a reader can check it against the
+tables below it. A comparison that a test cannot tell apart is written as
+"indistinguishable"; a series at chance is named once and never read as a slope.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from synscale_analyzer.analysis import Analysis, CfgTrend, Correlation, Series
+    from synscale_analyzer.analysis import Analysis, CfgTrend, Series
+    from synscale_analyzer.comparisons import Comparison
+    from synscale_analyzer.correlation import PooledCorrelation
 
 
 def _a(s: Series) -> str:
@@ -24,17 +28,17 @@ def _a(s: Series) -> str:
     return f"α = {f.alpha:.3f}{ci}"
 
 
-def _ok(s: Series) -> bool:
-    return s.power_law is not None and s.power_law.ok
+def _p(c: Comparison) -> str:
+    return f"Holm p = {c.p_holm:.2g}"
 
 
 def write_findings(analysis: Analysis) -> list[str]:
     out: list[str] = []
     id_set = analysis.input.id_set
     metric = "error" if analysis.input.metric == "error" else "loss"
-    synthetic = [s for s in analysis.series_for(id_set, "synthetic") if _ok(s)]
-    reals = [s for s in analysis.series_for(id_set, "real") if _ok(s)]
-    mixed = [s for s in analysis.series_for(id_set, "mixed") if _ok(s)]
+    synthetic = analysis.readable(id_set, "synthetic")
+    reals = analysis.readable(id_set, "real")
+    mixed = analysis.readable(id_set, "mixed")
     real = reals[0] if reals else None
 
     if synthetic:
@@ -44,52 +48,79 @@ def write_findings(analysis: Analysis) -> list[str]:
                 f"worst: {worst.key.label} ({_a(worst)}).")
         if real is not None:
             text += f" Real data: {_a(real)}."
-        out.append(text)
+        out.append(text + _slope_family(analysis, best, worst))
         lowest = min(synthetic, key=lambda s: s.means()[1][-1])
         ns, means = lowest.means()
         out.append(f"Lowest {metric} at the largest size: {lowest.key.label} "
                    f"({means[-1]:.3f} at N = {int(ns[-1])} per class).")
     if synthetic and real is not None:
-        out.append(_versus_real(synthetic, real, metric))
+        out.append(_versus_real(analysis, synthetic, real, metric))
     if mixed and real is not None:
         out.append(_mixed(mixed, synthetic, real, metric))
     caveat = _uncertain(synthetic + reals + mixed)
     if caveat:
         out.append(caveat)
+    out += _chance(analysis)
     out += [t for t in (_cfg(tr) for tr in analysis.cfg_trends) if t]
     out += _ood(analysis)
-    out += _per_class(analysis.pooled)
+    out += _per_class(analysis)
     if analysis.failed_runs:
         out.append(f"{len(analysis.failed_runs)} training run(s) failed and are left out of the fits "
                    f"(first: {analysis.failed_runs[0].run_id}: {analysis.failed_runs[0].error[:120]}).")
     return out
 
 
-def _versus_real(synthetic: list[Series], real: Series, metric: str) -> str:
+def _slope_family(analysis: Analysis, best: Series, worst: Series) -> str:
+    """How many slope differences among the cells (and real) a test can tell apart."""
+    fam = analysis.family(f"slopes on {analysis.input.id_set}")
+    if not fam or best is worst:
+        return ""
+    bw = next((c for c in fam if {c.a, c.b} == {best.key.label, worst.key.label}), None)
+    sig = sum(c.significant for c in fam)
+    text = f" Of {len(fam)} pairwise slope differences, {sig} are significant (Welch t, Holm)"
+    if bw is not None:
+        text += (f"; best vs worst is {'significant' if bw.significant else 'indistinguishable'} "
+                 f"(Δα = {abs(bw.estimate):.3f}, {_p(bw)})")
+    return text + "."
+
+
+def _versus_real(analysis: Analysis, synthetic: list[Series], real: Series, metric: str) -> str:
     from synscale_analyzer.fits import crossover
 
-    wins: list[str] = []
-    future: list[tuple[float, str]] = []
-    for s in synthetic:
-        common = sorted({n for n, _, _ in s.points} & {n for n, _, _ in real.points})
-        beat = [n for n in common if (s.value_at(n) or math.inf) < (real.value_at(n) or -math.inf)]
-        if beat:
-            wins.append(f"{s.key.label} at N = {', '.join(map(str, beat))}")
-            continue
-        cross = crossover(s.power_law, real.power_law)  # type: ignore[arg-type]
-        if (cross is not None and math.isfinite(cross) and cross > s.max_n
-                and s.power_law.alpha > max(real.power_law.alpha, 0.0)):  # type: ignore[union-attr]
-            future.append((cross, s.key.label))
+    fam = analysis.family(f"error vs real at equal N on {analysis.input.id_set}")
+    labels = {s.key.label for s in synthetic}
+    tests = [c for c in fam if c.a in labels]
+    wins: dict[str, list[int]] = {}
+    for c in tests:
+        if c.significant and c.estimate < 0 and c.n is not None:
+            wins.setdefault(c.a, []).append(c.n)
     if wins:
-        return (f"Synthetic data beat real data at equal size in {len(wins)} of {len(synthetic)} "
-                f"cells: " + "; ".join(wins[:4]) + ("; …" if len(wins) > 4 else "") + ".")
+        parts = [f"{label} at N = {', '.join(map(str, ns))}" for label, ns in wins.items()]
+        return (f"Synthetic data beat real data at equal size in {len(wins)} of {len(synthetic)} cells "
+                f"(lower {metric}, {tests[0].method}, Holm over {len(tests)} comparisons): "
+                + "; ".join(parts[:4]) + ("; …" if len(parts) > 4 else "") + ".")
+    observed = sorted({c.a for c in tests if c.estimate < 0})
+    if observed:
+        return (f"Synthetic and real data are indistinguishable at equal size wherever synthetic looked "
+                f"better: {len(observed)} of {len(synthetic)} cells had a lower observed {metric} than real "
+                f"at some N, but none of those differences is significant ({len(tests)} comparisons, "
+                f"{tests[0].method}, Holm).")
+    future: list[tuple[float, str]] = []
+    slope_fam = {frozenset((c.a, c.b)): c for c in analysis.family(f"slopes on {analysis.input.id_set}")}
+    for s in synthetic:
+        cross = crossover(s.power_law, real.power_law)  # type: ignore[arg-type]
+        test = slope_fam.get(frozenset((s.key.label, real.key.label)))
+        if (cross is not None and math.isfinite(cross) and cross > s.max_n
+                and s.power_law.alpha > max(real.power_law.alpha, 0.0)  # type: ignore[union-attr]
+                and test is not None and test.significant):
+            future.append((cross, s.key.label))
     if future:
         cross, label = min(future)
-        return (f"No synthetic cell beats real data at the sizes trained; {label} scales faster "
-                f"than real and its fitted law would overtake real at about N ≈ {cross:,.0f} per class "
-                f"(an extrapolation).")
+        return (f"No synthetic cell beats real data at the sizes trained; {label} scales significantly "
+                f"faster than real and its fitted law would overtake real at about N ≈ {cross:,.0f} per "
+                f"class (an extrapolation).")
     return (f"Real data have the lower {metric} at every size trained, and no synthetic cell scales "
-            f"faster than real ({_a(real)}): under the fitted laws synthetic never catches up.")
+            f"significantly faster than real ({_a(real)}): under the fitted laws synthetic never catches up.")
 
 
 def _uncertain(series: list[Series]) -> str:
@@ -101,6 +132,21 @@ def _uncertain(series: list[Series]) -> str:
     return (f"Caution: {len(flat)} of {len(with_ci)} slopes on this set are not distinguishable from 0 "
             f"(their 95% interval contains 0); more sizes, larger N or more seeds are needed before "
             f"reading the comparisons above as more than trends.")
+
+
+def _chance(analysis: Analysis) -> list[str]:
+    out = []
+    for es in [analysis.input.id_set, *analysis.input.ood_sets]:
+        at = [s for s in analysis.series_for(es) if s.at_chance]
+        if not at:
+            continue
+        total = len(analysis.series_for(es))
+        rate = at[0].chance.chance_error if at[0].chance else math.nan
+        names = ", ".join(s.key.label for s in at[:3]) + (", …" if len(at) > 3 else "")
+        out.append(f"At chance on '{es}': {len(at)} of {total} series are not significantly below the chance "
+                   f"error {rate:.2f} at any size (exact binomial test, Bonferroni over sizes): {names}. "
+                   f"Their slopes are left out of every finding.")
+    return out
 
 
 def _mixed(mixed: list[Series], synthetic: list[Series], real: Series, metric: str) -> str:
@@ -115,8 +161,8 @@ def _mixed(mixed: list[Series], synthetic: list[Series], real: Series, metric: s
         better += int(m.means()[1][-1] < s.means()[1][-1])
     mean_alpha = float(np.mean([m.power_law.alpha for m in mixed]))  # type: ignore[union-attr]
     return (f"Adding {mixed[0].key.real_per_class} real images per class lowered the largest-size "
-            f"{metric} in {better} of {compared} cells; mixed series scale with mean α = {mean_alpha:.3f} "
-            f"(real alone {_a(real)}).")
+            f"{metric} in {better} of {compared} cells (observed); mixed series scale with mean "
+            f"α = {mean_alpha:.3f} (real alone {_a(real)}).")
 
 
 def _trend(values: tuple[float, ...]) -> str:
@@ -146,23 +192,45 @@ def _cfg(tr: CfgTrend) -> str:
 def _ood(analysis: Analysis) -> list[str]:
     out = []
     id_set = analysis.input.id_set
+    fam = analysis.family("OOD vs ID slopes")
     for ood in analysis.input.ood_sets:
         parts = []
         for source in ("real", "synthetic"):
-            ids = [s.power_law.alpha for s in analysis.series_for(id_set, source) if _ok(s)]  # type: ignore[arg-type,union-attr]
-            oods = [s.power_law.alpha for s in analysis.series_for(ood, source) if _ok(s)]  # type: ignore[arg-type,union-attr]
+            ids = [s.power_law.alpha for s in analysis.readable(id_set, source)]  # type: ignore[arg-type,union-attr]
+            oods = [s.power_law.alpha for s in analysis.readable(ood, source)]  # type: ignore[arg-type,union-attr]
             if ids and oods:
                 parts.append(f"{source} α {np.mean(ids):.3f} (ID) vs {np.mean(oods):.3f}")
+        tests = [c for c in fam if c.eval_set == ood]
         if parts:
-            out.append(f"OOD '{ood}': " + "; ".join(parts) + ".")
+            sig = [c for c in tests if c.significant]
+            text = f"OOD '{ood}': " + "; ".join(parts) + "."
+            if tests:
+                rest = len(tests) - len(sig)
+                text += (f" OOD − ID slope differences: {len(sig)} of {len(tests)} significant "
+                         "(Welch t, Holm)"
+                         + (f"; {rest} indistinguishable." if rest else "."))
+            out.append(text)
+        elif analysis.series_for(ood) and not analysis.readable(ood):
+            out.append(f"OOD '{ood}': every series is at chance or unfitted; no OOD slope is read.")
     return out
 
 
-def _per_class(pooled: dict[str, Correlation]) -> list[str]:
-    out = []
-    for name, c in pooled.items():
-        if c.n >= 3 and math.isfinite(c.spearman_rho):
-            out.append(f"Per-class scalability vs {name}: Spearman ρ = {c.spearman_rho:.2f} "
-                       f"(p = {c.spearman_p:.2g}), Pearson r = {c.pearson_r:.2f} "
-                       f"over {c.n} (cell, class) pairs.")
+def _per_class(analysis: Analysis) -> list[str]:
+    from synscale_analyzer.analysis import class_summary
+
+    if not analysis.per_class:
+        return []
+    est, total, reasons = class_summary(analysis)
+    why = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    out = [f"Per-class slopes: {est} of {total} (cell, class) pairs estimable"
+           + (f"; not estimable: {why}." if why else ".")]
+    for name, c in analysis.pooled.items():
+        out += [_pooled(name, c)] if math.isfinite(c.rho) else []
     return out
+
+
+def _pooled(name: str, c: PooledCorrelation) -> str:
+    verdict = "significant" if c.p < 0.05 else "not significant"
+    return (f"Per-class scalability vs {name}: mean within-cell Spearman ρ = {c.rho:.2f} "
+            f"[{c.ci[0]:.2f}, {c.ci[1]:.2f}] over {c.classes} classes in {c.cells} cells "
+            f"({c.pairs} estimable pairs), class-level permutation p = {c.p:.2g} ({verdict}).")

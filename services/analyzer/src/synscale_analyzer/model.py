@@ -7,10 +7,19 @@ bus, a store or any other service.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Source = Literal["real", "synthetic", "mixed"]
+
+
+def num(x: float | None) -> float | None:
+    """JSON-safe float (NaN/inf → null), rounded so reports compare stably across runs."""
+    return None if x is None or not math.isfinite(x) else float(f"{x:.10g}")
 
 
 @dataclass(frozen=True)
@@ -20,6 +29,28 @@ class EvalRecord:
     loss: float
     per_class: dict[str, float] = field(default_factory=dict)  # class id -> accuracy
     n: int = 0
+    # Test images per class (empty in results written before the trainer sent it) and the
+    # per-image top-1 correctness, packed bits in the set's order (empty likewise).
+    per_class_n: dict[str, int] = field(default_factory=dict)
+    correct: bytes = b""
+
+    def class_count(self, class_id: str) -> int:
+        """Test images of `class_id`: sent by the trainer, or n / classes for older results.
+
+        The fallback assumes a balanced test set; it is only used when the count is missing.
+        """
+        if class_id in self.per_class_n:
+            return int(self.per_class_n[class_id])
+        return self.n // len(self.per_class) if self.per_class and self.n else 0
+
+    def correct_bits(self) -> np.ndarray | None:
+        """Per-image correctness as booleans, or None when the result does not carry it."""
+        import numpy as np
+
+        if not self.correct or not self.n:
+            return None
+        bits = np.unpackbits(np.frombuffer(self.correct, np.uint8))
+        return bits[: self.n].astype(bool) if len(bits) >= self.n else None
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,10 @@ def _cfg_colors(cfgs: Sequence[float]) -> dict[float, tuple[float, float, float,
 def _curve(ax: Axes, s: Series, color: object, label: str, style: str = "-", band: bool = True,
            lw: float = 1.6, alpha: float = 1.0) -> None:
     ns, means = s.means()
+    if s.at_chance:  # no law is drawn through noise: points only, marked
+        ax.plot(ns, means, ":", marker="x", ms=4, color="grey", lw=0.8, alpha=alpha,
+                label=f"{label} (at chance)")
+        return
     ax.plot(ns, means, linestyle="none", marker="o", ms=4, color=color, alpha=alpha)
     f = s.power_law
     if f is None or not f.ok:
@@ -47,9 +51,10 @@ def _curve(ax: Axes, s: Series, color: object, label: str, style: str = "-", ban
     grid = np.geomspace(ns[0], ns[-1], 50)
     ax.plot(grid, f.predict(grid), style, color=color, lw=lw, alpha=alpha,
             label=f"{label} (α={f.alpha:.2f})")
-    if band and f.boot.shape[0] >= 2:
-        lo, hi = f.band(grid)
-        ax.fill_between(grid, lo, hi, color=color, alpha=0.15 * alpha, lw=0)
+    if band:
+        lo, hi = f.band(grid)  # the validated pointwise t-interval of the fit
+        if np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)):
+            ax.fill_between(grid, lo, hi, color=color, alpha=0.15 * alpha, lw=0)
 
 
 def _loglog(ax: Axes, title: str, ylabel: str) -> None:
@@ -101,7 +106,7 @@ def scaling_curves(analysis: Analysis, eval_set: str) -> bytes | None:
                        ":", band=False, lw=1.2)
         title = f"{key[0]} · {key[1]}" if key[0] else "real data"
         _loglog(ax, title, _ylabel(analysis, eval_set))
-    fig.suptitle(f"Scaling on {eval_set} (fit: err = A·N^−α, shaded: bootstrap 95% band)", fontsize=10)
+    fig.suptitle(f"Scaling on {eval_set} (binomial fit: err = A·N^−α, shaded: 95% t-interval)", fontsize=10)
     return to_png(fig)
 
 
@@ -133,8 +138,7 @@ def eval_set_curves(analysis: Analysis) -> bytes | None:
 
 
 def _best_label(analysis: Analysis) -> str:
-    synth = [s for s in analysis.series_for(analysis.input.id_set, "synthetic")
-             if s.power_law is not None and s.power_law.ok]
+    synth = analysis.readable(analysis.input.id_set, "synthetic")
     if not synth:
         return ""
     return max(synth, key=lambda s: s.power_law.alpha).key.label  # type: ignore[union-attr]
@@ -153,11 +157,14 @@ def slope_chart(analysis: Analysis) -> bytes | None:
     lo = np.array([s.power_law.alpha_ci[0] for s in series])  # type: ignore[union-attr]
     hi = np.array([s.power_law.alpha_ci[1] for s in series])  # type: ignore[union-attr]
     err = np.vstack([np.nan_to_num(alphas - lo), np.nan_to_num(hi - alphas)])
-    colors = ["black" if s.key.source == "real" else "tab:green" if s.key.source == "mixed"
-              else "tab:blue" for s in series]
-    ax.barh(y, alphas, color=colors, alpha=0.6)
+    colors = ["lightgrey" if s.at_chance else "black" if s.key.source == "real"
+              else "tab:green" if s.key.source == "mixed" else "tab:blue" for s in series]
+    bars = ax.barh(y, alphas, color=colors, alpha=0.6)
+    for bar, s in zip(bars, series, strict=True):
+        if s.at_chance:
+            bar.set_hatch("//")
     ax.errorbar(alphas, y, xerr=err, fmt="none", ecolor="black", capsize=2, lw=0.8)
-    ax.set_yticks(y, [s.key.label for s in series], fontsize=7)
+    ax.set_yticks(y, [s.key.label + (" (at chance)" if s.at_chance else "") for s in series], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("scaling ability α (slope of log error vs log N), 95% CI", fontsize=8)
     ax.set_title(f"Slopes on {analysis.input.id_set} (black: real, blue: synthetic, green: mixed)",
@@ -202,12 +209,15 @@ def class_scalability(analysis: Analysis) -> bytes | None:
     for j, (attr, name) in enumerate((("f1", "recognizability"), ("diversity", "diversity"))):
         ax = fig.add_subplot(1, 2, j + 1)
         for pc in analysis.per_class:
-            xs = [getattr(c, attr) for c in pc.classes]
-            ys = [c.alpha for c in pc.classes]
-            ax.scatter(xs, ys, s=14, color=colors[pc.series.cfg], alpha=0.75)
+            est = pc.estimable
+            xs = np.array([getattr(c, attr) for c in est], float)
+            ys = np.array([c.alpha for c in est], float)
+            err = np.array([[c.alpha - c.alpha_ci[0] for c in est], [c.alpha_ci[1] - c.alpha for c in est]])
+            if len(est):
+                ax.errorbar(xs, ys, yerr=err, fmt="o", ms=3, color=colors[pc.series.cfg], alpha=0.6, lw=0.6)
         corr = analysis.pooled[name]
-        rho = f"Spearman ρ={corr.spearman_rho:.2f}, Pearson r={corr.pearson_r:.2f}" \
-            if math.isfinite(corr.spearman_rho) else "correlation undefined"
+        rho = f"mean within-cell ρ={corr.rho:.2f}, class-permutation p={corr.p:.2g}, {corr.classes} classes" \
+            if math.isfinite(corr.rho) else "correlation undefined"
         ax.set_title(f"per-class α vs {name} ({rho})", fontsize=8)
         ax.set_xlabel(f"per-class {name}" + (" (F1)" if attr == "f1" else " (feature std)"), fontsize=8)
         ax.set_ylabel("per-class scaling ability α", fontsize=8)

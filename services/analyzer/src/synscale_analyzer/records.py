@@ -18,7 +18,8 @@ from synscale_analyzer.state import StudyState
 
 def run_record(planned: PlannedRun, result: trainer_pb2.RunResult) -> RunRecord:
     evals = {
-        e.set_name: EvalRecord(e.set_name, float(e.top1), float(e.loss), dict(e.per_class), int(e.n))
+        e.set_name: EvalRecord(e.set_name, float(e.top1), float(e.loss), dict(e.per_class), int(e.n),
+                               {k: int(v) for k, v in e.per_class_n.items()}, bytes(e.correct))
         for e in result.evals
     }
     cell = planned.cell

@@ -22,11 +22,14 @@ from synscale_analyzer import plots
 from synscale_analyzer.analysis import (
     Analysis,
     Correlation,
+    class_summary,
     eval_set_slopes,
     factor_slopes,
+    offset_summary,
     slope_rows,
     versus_real,
 )
+from synscale_analyzer.model import num as _n
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;
@@ -60,18 +63,24 @@ def _fmt(x: Any, digits: int = 3) -> str:
     return str(x)
 
 
-def _ci(row: dict[str, Any]) -> str:
-    if row.get("alpha") is None:
+def _ci(row: dict[str, Any], key: str = "alpha") -> str:
+    if row.get(key) is None:
         return "–"
-    lo, hi = row.get("alpha_lo"), row.get("alpha_hi")
+    lo, hi = row.get(f"{key}_lo"), row.get(f"{key}_hi")
     ci = f" [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None and hi is not None else ""
-    return f"{_fmt(row['alpha'])}{ci}"
+    return f"{_fmt(row[key])}{ci}"
+
+
+def _pair(values: Sequence[float | None]) -> str:
+    return f"[{_fmt(values[0])}, {_fmt(values[1])}]"
 
 
 class Table:
     """A table rendered to HTML, Markdown and CSV from the same rows."""
 
-    def __init__(self, headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1) -> None:
+    def __init__(self, headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1,
+                 extra: str = "") -> None:
+        self.extra = extra  # a sentence computed from the data, after the section's fixed note
         self.headers = list(headers)
         self.rows = [list(r) for r in rows]
         self.left = left  # how many leading columns are text (left-aligned)
@@ -111,7 +120,7 @@ def to_csv(rows: Sequence[dict[str, Any]]) -> bytes:
 
 
 def _corr_cells(c: Correlation) -> list[Any]:
-    return [c.n, c.pearson_r, c.pearson_p, c.spearman_rho, c.spearman_p]
+    return [c.n, c.pearson_r, _pair(c.r_ci), c.pearson_p, c.spearman_rho, c.spearman_p]
 
 
 def build_figures(analysis: Analysis, sample_grids: Sequence[Figure] = ()) -> list[Figure]:
@@ -124,21 +133,24 @@ def build_figures(analysis: Analysis, sample_grids: Sequence[Figure] = ()) -> li
 
     add("fig-scaling-id.png", f"Scaling curves on {inp.id_set}",
         "Log-log error against images per class. Points: mean over seeds; lines: the fitted power "
-        "law err = A·N^−α; shaded: its 95% bootstrap band. Black dashed: real data; dotted: "
-        "synthetic plus real (mixed). A steeper line (larger α) scales better.",
+        "law err = A·N^−α fitted to the binomial error counts; shaded: its pointwise 95% t-interval "
+        "(the interval the coverage simulation validates). Grey dashed, no line: at chance. Black dashed: "
+        "real data; dotted: synthetic plus real (mixed). A steeper line (larger α) scales better.",
         plots.scaling_curves(analysis, inp.id_set))
     add("fig-scaling-ood.png", "In-distribution vs out-of-distribution",
         "One panel per evaluation set: real (black), the best-scaling synthetic cell on the ID set "
         "(red) and the other synthetic cells (thin blue).", plots.eval_set_curves(analysis))
     add("fig-slopes.png", "Slopes with intervals",
-        "Plain power-law α per series on the ID set with 95% bootstrap intervals.",
+        "Plain power-law α per series on the ID set with 95% t-intervals; hatched grey: at chance "
+        "(not read as a slope).",
         plots.slope_chart(analysis))
     add("fig-quality-diversity.png", "Recognizability vs diversity",
         "Each point is a cell (generator × CFG × strategy), labelled with its CFG; lines join a "
         "strategy's CFG grid.", plots.quality_diversity(analysis))
     add("fig-class-scalability.png", "Per-class scalability",
-        "Each point is one class in one synthetic cell: its own error slope α against its "
-        "recognizability and diversity.", plots.class_scalability(analysis))
+        "Each point is one estimable class in one synthetic cell: its own error slope α (bar: 95% "
+        "t-interval) against its recognizability and diversity; classes that are not estimable are "
+        "left out.", plots.class_scalability(analysis))
     return figs + list(sample_grids)
 
 
@@ -153,8 +165,9 @@ def report_json(analysis: Analysis) -> dict[str, Any]:
         "classes": [list(c) for c in inp.classes],
         "findings": analysis.findings,
         "series": [
-            {**s.key.to_dict(), "points": [list(p) for p in s.points],
-             "fits": {k: f.to_dict() for k, f in s.fits.items()}}
+            {**s.key.to_dict(), "points": [[p.n, p.seed, p.value, p.n_test] for p in s.points],
+             "fits": {k: f.to_dict() for k, f in s.fits.items()},
+             "chance": s.chance.to_dict() if s.chance else None}
             for s in analysis.series
         ],
         "slopes": slope_rows(analysis),
@@ -163,6 +176,7 @@ def report_json(analysis: Analysis) -> dict[str, Any]:
         "by_generator": factor_slopes(analysis, "generator"),
         "by_eval_set": eval_set_slopes(analysis),
         "versus_real": [r for es in [inp.id_set, *inp.ood_sets] for r in versus_real(analysis, es)],
+        "comparisons": [c.to_dict() for c in analysis.comparisons],
         "scores": [
             {"cell": sc.cell, "generator": sc.generator, "cfg": sc.cfg, "strategy": sc.strategy,
              "macro_f1": _n(sc.macro_f1), "diversity": _n(sc.diversity), "fid": _n(sc.fid),
@@ -171,7 +185,10 @@ def report_json(analysis: Analysis) -> dict[str, Any]:
         ],
         "per_class": [
             {"cell": pc.series.cell, "recipe": pc.series.recipe, "eval_set": pc.series.eval_set,
-             "classes": [{"class_id": c.class_id, "alpha": _n(c.alpha), "f1": _n(c.f1),
+             "classes": [{"class_id": c.class_id, "alpha": _n(c.alpha),
+                          "alpha_lo": _n(c.alpha_ci[0]), "alpha_hi": _n(c.alpha_ci[1]),
+                          "estimable": c.estimable, "reason": c.reason, "detail": c.detail,
+                          "test_images": c.test_images, "f1": _n(c.f1),
                           "diversity": _n(c.diversity), "err_at_max": _n(c.err_at_max)}
                          for c in pc.classes],
              "vs_recognizability": pc.vs_recognizability.to_dict(),
@@ -191,20 +208,24 @@ def report_json(analysis: Analysis) -> dict[str, Any]:
     }
 
 
-def _n(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(f"{x:.10g}")
-
-
 def _tables(analysis: Analysis, doc: dict[str, Any]) -> dict[str, Table]:
     inp = analysis.input
     slope_table = Table(
-        ["series", "eval set", "fit", "α [95% CI]", "A", "E", "error at max N", "max N",
-         "extrapolation error"],
-        [[r["label"], r["eval_set"], r["form"], _ci(r), r["A"], r["E"], r["value_at_max_n"],
-          r["max_n"], r["holdout_rel_error"]]
-         for r in sorted(doc["slopes"], key=lambda r: (r["eval_set"] != inp.id_set, r["eval_set"]))],
-        left=3,
+        ["series", "eval set", "fit", "α [95% CI]", "A [95% CI]", "E [95% CI]", "error at max N", "max N",
+         "error at 4× max N [95% CI]", "extrapolation error"],
+        [[r["label"], r["eval_set"], r["form"], "at chance" if r["at_chance"] else _ci(r),
+          "–" if r["at_chance"] else _ci(r, "A"), _ci(r, "E") if r["E"] is not None else "–",
+          r["value_at_max_n"], r["max_n"], "–" if r["at_chance"] else _ci(r, "extrapolated"),
+          r["holdout_rel_error"]]
+         for r in sorted(doc["slopes"], key=lambda r: (r["eval_set"] != inp.id_set, r["eval_set"],
+                                                       r["form"] != "power_law"))],
+        left=6,
     )
+    identified, fitted, why = offset_summary(analysis)
+    if fitted:
+        reasons = "; ".join(f"{n}× {r}" for r, n in sorted(why.items(), key=lambda kv: -kv[1]))
+        slope_table.extra = (f"Offset law E + A·N^−α identified in {identified} of {fitted} series"
+                             + (f" (not identified: {reasons})." if reasons else "."))
     tables = {"slopes": slope_table}
     for factor in ("cfg", "strategy", "generator"):
         rows = doc[f"by_{factor}"]
@@ -219,11 +240,23 @@ def _tables(analysis: Analysis, doc: dict[str, Any]) -> dict[str, Table]:
                                       [[r["source"], *[r.get(s) for s in sets]] for r in doc["by_eval_set"]])
     if doc["versus_real"]:
         tables["versus_real"] = Table(
-            ["series", "eval set", "α", "real α", "sizes where it beats real", "fitted crossover N"],
+            ["series", "eval set", "α", "real α", "N: significantly lower", "N: significantly higher",
+             "N: indistinguishable", "fitted crossover N"],
             [[r["label"], r["eval_set"], r["alpha"], r["real_alpha"],
-              ", ".join(map(str, r["sizes_better_than_real"])) or "none", r["crossover_n"]]
+              ", ".join(map(str, r["sizes_lower_than_real"])) or "none",
+              ", ".join(map(str, r["sizes_higher_than_real"])) or "none",
+              ", ".join(map(str, r["sizes_indistinguishable"])) or "none", r["crossover_n"]]
              for r in doc["versus_real"] if r["eval_set"] == inp.id_set],
             left=2,
+        )
+    tests = [c for c in doc["comparisons"] if not c["family"].startswith("error vs real")]
+    if tests:
+        tables["slope_tests"] = Table(
+            ["family", "a", "b", "Δα (a − b)", "95% CI", "p", "Holm p", "verdict"],
+            [[c["family"], c["a"], c["b"], c["difference"], _pair(c["ci"]), c["p"], c["p_holm"],
+              c["verdict"].replace("a lower", "a flatter").replace("a higher", "a steeper")]
+             for c in tests],
+            left=3,
         )
     if doc["scores"]:
         tables["scores"] = Table(
@@ -235,29 +268,63 @@ def _tables(analysis: Analysis, doc: dict[str, Any]) -> dict[str, Table]:
         rows = [[pc.series.cell, "recognizability", *_corr_cells(pc.vs_recognizability)]
                 for pc in analysis.per_class]
         rows += [[pc.series.cell, "diversity", *_corr_cells(pc.vs_diversity)] for pc in analysis.per_class]
-        rows += [["all cells (pooled)", name, *_corr_cells(c)] for name, c in analysis.pooled.items()]
-        tables["per_class"] = Table(["cell", "α vs", "classes", "Pearson r", "p", "Spearman ρ", "p"],
-                                    rows, left=2)
+        rows += [[f"all cells (pooled over {c.classes} classes, class-level permutation)", name, c.classes,
+                  "–", "–", "–", c.rho, c.p] for name, c in analysis.pooled.items()]
+        tables["per_class"] = Table(
+            ["cell", "α vs", "classes", "Pearson r", "95% CI", "p", "Spearman ρ", "p"], rows, left=2)
+        ids = [cid for cid, _ in inp.classes]
+        grid = {(pc.series.cell, c.class_id): c for pc in analysis.per_class for c in pc.classes}
+        est, total, why = class_summary(analysis)
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(why.items(), key=lambda kv: -kv[1]))
+        tables["class_slopes"] = Table(
+            ["cell", *ids],
+            [[pc.series.cell, *[_class_cell(grid.get((pc.series.cell, cid))) for cid in ids]]
+             for pc in analysis.per_class],
+            extra=f"{est} of {total} (cell, class) pairs estimable"
+            + (f"; not estimable: {reasons}." if reasons else "."),
+        )
     return tables
+
+
+def _class_cell(c: Any) -> str:
+    if c is None:
+        return "–"
+    if not c.estimable:
+        return f"n.e. ({c.reason.replace('_', ' ')})"
+    return f"{c.alpha:.2f} [{c.alpha_ci[0]:.2f}, {c.alpha_ci[1]:.2f}]"
 
 
 SECTIONS = (
     ("slopes", "Slopes (scaling ability α)",
-     "α is the slope of log error against log N: error shrinks by 2^α each time N doubles. "
-     "Extrapolation error: the law fitted without the largest size(s), its relative error there."),
+     "α is the slope of log error against log N: error shrinks by 2^α each time N doubles. The plain "
+     "law is a binomial GLM on the error counts; intervals are 95% t-intervals (quasi-binomial "
+     "dispersion), validated by simulation (docs/statistics.md). 'at chance': the series is never "
+     "significantly below the chance error, so no slope is read. Offset-law rows appear only where "
+     "the floor E is identified. Extrapolation error: the law fitted without the largest size(s), "
+     "its relative error there."),
     ("by_cfg", "Slope by CFG", "Mean ID α of synthetic series at each guidance scale."),
     ("by_strategy", "Slope by prompt strategy", "Mean ID α of synthetic series per prompt strategy."),
     ("by_generator", "Slope by generator", "Mean ID α of synthetic series per generator."),
     ("by_eval_set", "In-distribution vs OOD slopes", "Mean α per evaluation set and data source."),
-    ("versus_real", "Synthetic vs real", "Where a synthetic or mixed series has lower error than "
-     "real at equal N, and where the fitted laws cross."),
+    ("versus_real", "Synthetic vs real", "Error at equal N against real data, tested (paired "
+     "bootstrap over test images and seeds where the results carry per-image correctness, else an "
+     "unpaired binomial test), Holm-corrected over all sizes and series of the eval set; and where "
+     "the fitted laws cross."),
+    ("slope_tests", "Slope comparisons", "Differences of plain-law α: series against series on the "
+     "ID set, and each series' OOD slope against its ID slope; Welch t-tests on the fits' standard "
+     "errors, Holm-corrected within "
+     "each family. 'indistinguishable': corrected p ≥ 0.05."),
     ("scores", "Recognizability and diversity per cell", ""),
     ("per_class", "Per-class scalability vs recognizability and diversity",
-     "Correlation, across classes, of each class's slope α with its F1 and its feature std."),
+     "Correlation, across estimable classes, of each class's slope α with its F1 and its feature std "
+     "(Pearson r with a Fisher-z interval). Pooled: the mean within-cell Spearman ρ, tested by "
+     "permuting class labels (n = classes, not (cell, class) pairs)."),
+    ("class_slopes", "Per-class slopes", "α [95% CI] per class and cell; n.e.: not estimable, with the "
+     "reason (too few test images per class, 0 errors at most sizes, or an interval wider than ±1)."),
 )
 FIGURE_AFTER = {
     "fig-scaling-id.png": None, "fig-scaling-ood.png": "by_eval_set", "fig-slopes.png": "slopes",
-    "fig-quality-diversity.png": "scores", "fig-class-scalability.png": "per_class",
+    "fig-quality-diversity.png": "scores", "fig-class-scalability.png": "class_slopes",
 }
 
 
@@ -269,8 +336,9 @@ def render(analysis: Analysis, sample_grids: Sequence[Figure] = ()) -> dict[str,
     files: dict[str, bytes] = {
         "report.json": json.dumps(doc, indent=1, sort_keys=True).encode(),
         "slopes.csv": to_csv(doc["slopes"]),
-        "points.csv": to_csv([{**s.key.to_dict(), "n": n, "seed": seed, "value": v}
-                              for s in analysis.series for n, seed, v in s.points]),
+        "points.csv": to_csv([{**s.key.to_dict(), "n": p.n, "seed": p.seed, "value": p.value,
+                               "n_test": p.n_test} for s in analysis.series for p in s.points]),
+        "comparisons.csv": to_csv(doc["comparisons"]),
         "scores.csv": to_csv(doc["scores"]),
         "per_class.csv": to_csv([{"cell": pc["cell"], **c}
                                  for pc in doc["per_class"] for c in pc["classes"]]),
@@ -285,7 +353,7 @@ def render(analysis: Analysis, sample_grids: Sequence[Figure] = ()) -> dict[str,
 def _summary(analysis: Analysis) -> str:
     inp = analysis.input
     cells = sorted({s.key.cell for s in analysis.series if s.key.source != "real"})
-    sizes = sorted({n for s in analysis.series for n, _, _ in s.points})
+    sizes = sorted({p.n for s in analysis.series for p in s.points})
     return (f"{len(inp.classes)} classes · {len(cells)} synthetic cells · sizes per class "
             f"{', '.join(map(str, sizes))} · {len(inp.runs)} training runs · metric: "
             f"{'top-1 error' if inp.metric == 'error' else 'loss'} · ID set {inp.id_set}, OOD sets "
@@ -335,6 +403,7 @@ def _html(analysis: Analysis, figs: Sequence[Figure], tables: dict[str, Table]) 
             out.append(f"<h2>{html.escape(item)}</h2>")
         else:
             title, note, table = item
+            note = " ".join(t for t in (note, table.extra) if t)
             out.append(f"<h2>{html.escape(title)}</h2>")
             if note:
                 out.append(f'<p class="muted">{html.escape(note)}</p>')
@@ -370,6 +439,7 @@ def _markdown(analysis: Analysis, figs: Sequence[Figure], tables: dict[str, Tabl
             out.append(f"## {item}")
         else:
             title, note, table = item
+            note = " ".join(t for t in (note, table.extra) if t)
             out += [f"## {title}", ""]
             if note:
                 out += [note, ""]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -42,6 +43,7 @@ def evaluate(
     top1 = top5 = total = 0
     hits = torch.zeros(num, dtype=torch.long)
     counts = torch.zeros(num, dtype=torch.long)
+    correct: list[torch.Tensor] = []  # per image, in the set's order: paired tests need it
     for images, labels in evalset.batches(preprocess, batch_size):
         images = images.to(device, non_blocking=True)
         labels = remap[labels.to(device)]
@@ -56,6 +58,7 @@ def evaluate(
         topk = logits.topk(k, dim=1).indices
         correct1 = topk[:, 0] == labels
         top1 += int(correct1.sum())
+        correct.append(correct1.cpu())
         top5 += int((topk == labels[:, None]).any(dim=1).sum())
         total += int(labels.numel())
         hits += torch.bincount(labels[correct1].cpu(), minlength=num)
@@ -65,6 +68,7 @@ def evaluate(
         raise ValueError(f"eval set {evalset.name} is empty")
     ids = [classes.ids[i] for i in evalset.subset] if evalset.subset is not None else list(classes.ids)
     per_class = {cid: float(hits[i]) / float(counts[i]) for i, cid in enumerate(ids) if counts[i] > 0}
+    per_class_n = {cid: int(counts[i]) for i, cid in enumerate(ids) if counts[i] > 0}
     return trainer_pb2.EvalMetrics(
         set_name=evalset.name,
         top1=top1 / total,
@@ -72,4 +76,6 @@ def evaluate(
         loss=loss_sum / total,
         per_class=per_class,
         n=total,
+        per_class_n=per_class_n,
+        correct=np.packbits(torch.cat(correct).numpy().astype(np.uint8)).tobytes(),
     )

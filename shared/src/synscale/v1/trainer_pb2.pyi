@@ -55,7 +55,7 @@ class TrainingJob(_message.Message):
     def __init__(self, study_id: _Optional[str] = ..., run_id: _Optional[str] = ..., kind: _Optional[str] = ..., arch: _Optional[str] = ..., cells: _Optional[_Iterable[_Union[_common_pb2.CellId, _Mapping]]] = ..., n_per_class: _Optional[int] = ..., real_per_class: _Optional[int] = ..., seed: _Optional[int] = ..., eval_sets: _Optional[_Iterable[str]] = ..., recipe_json: _Optional[str] = ..., bucket: _Optional[str] = ..., class_set: _Optional[str] = ..., real_path: _Optional[str] = ..., eval_paths: _Optional[_Mapping[str, str]] = ..., image_size: _Optional[int] = ..., eval_limit: _Optional[int] = ..., class_ids: _Optional[_Iterable[str]] = ..., classes: _Optional[_Iterable[_Union[_common_pb2.ClassInfo, _Mapping]]] = ...) -> None: ...
 
 class EvalMetrics(_message.Message):
-    __slots__ = ("set_name", "top1", "top5", "loss", "per_class", "n")
+    __slots__ = ("set_name", "top1", "top5", "loss", "per_class", "n", "per_class_n", "correct")
     class PerClassEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -63,19 +63,30 @@ class EvalMetrics(_message.Message):
         key: str
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class PerClassNEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     SET_NAME_FIELD_NUMBER: _ClassVar[int]
     TOP1_FIELD_NUMBER: _ClassVar[int]
     TOP5_FIELD_NUMBER: _ClassVar[int]
     LOSS_FIELD_NUMBER: _ClassVar[int]
     PER_CLASS_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
+    PER_CLASS_N_FIELD_NUMBER: _ClassVar[int]
+    CORRECT_FIELD_NUMBER: _ClassVar[int]
     set_name: str
     top1: float
     top5: float
     loss: float
     per_class: _containers.ScalarMap[str, float]
     n: int
-    def __init__(self, set_name: _Optional[str] = ..., top1: _Optional[float] = ..., top5: _Optional[float] = ..., loss: _Optional[float] = ..., per_class: _Optional[_Mapping[str, float]] = ..., n: _Optional[int] = ...) -> None: ...
+    per_class_n: _containers.ScalarMap[str, int]
+    correct: bytes
+    def __init__(self, set_name: _Optional[str] = ..., top1: _Optional[float] = ..., top5: _Optional[float] = ..., loss: _Optional[float] = ..., per_class: _Optional[_Mapping[str, float]] = ..., n: _Optional[int] = ..., per_class_n: _Optional[_Mapping[str, int]] = ..., correct: _Optional[bytes] = ...) -> None: ...
 
 class RunResult(_message.Message):
     __slots__ = ("study_id", "run_id", "job", "evals", "checkpoint_key", "status", "error", "train_seconds", "steps", "train_images", "train_loss", "device")
