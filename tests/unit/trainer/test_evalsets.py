@@ -154,7 +154,7 @@ def test_metrics_of_a_known_classifier() -> None:
     assert m.per_class["shirt"] == 0.0 and m.per_class["coat"] == 1.0
     assert m.loss > 0 and m.n == 200
     # Counts per class and the per-image record the analyzer's binomial fits and paired tests use.
-    counts = {cid: int((labels == i).sum()) for i, cid in enumerate(classes.fashion().ids)}
+    counts = {cid: int((labels == i).sum()) for i, cid in enumerate(core.fashion_mnist().ids)}
     assert dict(m.per_class_n) == {cid: c for cid, c in counts.items() if c}
     bits = np.unpackbits(np.frombuffer(m.correct, np.uint8))[: m.n].astype(bool)
     assert np.array_equal(bits, (labels != 6).numpy())
