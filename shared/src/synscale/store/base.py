@@ -93,6 +93,9 @@ class ObjectStore(ABC):
     def delete(self, key: str) -> None:
         """Remove an object; deleting a missing key is not an error."""
 
+    def ping(self) -> None:  # noqa: B027 - optional hook
+        """Raise StoreUnavailable unless the store answers now (a local folder always does)."""
+
     def exists(self, key: str) -> bool:
         return self.stat(key) is not None
 
