@@ -10,6 +10,7 @@ from __future__ import annotations
 from synscale.bus.base import RetryPolicy
 from synscale.runtime import ServiceContext, Subscription
 from synscale_analyzer.orchestrator import orchestrator_for
+from synscale_analyzer.reconcile import start_reconciler
 
 GROUP = "analyzer"
 TOPICS = ("study-submissions", "shards-ready", "scores", "run-results")
@@ -17,4 +18,5 @@ TOPICS = ("study-submissions", "shards-ready", "scores", "run-results")
 
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
     orch = orchestrator_for(ctx)
+    start_reconciler(ctx, orch)  # re-issues lost work: at start, then periodically (ADR 0016)
     return [Subscription(TOPICS, GROUP, orch.handle, RetryPolicy(max_attempts=3, initial_backoff_s=0.5))]

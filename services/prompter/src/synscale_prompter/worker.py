@@ -18,9 +18,9 @@ from functools import cached_property
 
 from google.protobuf.message import DecodeError
 
-from synscale.bus.base import Message, PoisonMessage
+from synscale.bus.base import MISSING_ONLY_HEADER, Message, PoisonMessage
 from synscale.errors import InvalidInput
-from synscale.ids import job_id
+from synscale.ids import job_id, shard_key
 from synscale.runtime import ServiceContext, Subscription
 from synscale.study import GeneratorConfig, StudySpec, parse_study
 from synscale.v1 import common_pb2, generator_pb2, study_pb2
@@ -56,6 +56,12 @@ def identity_fields(identity: common_pb2.JobIdentity) -> dict[str, object]:
 
 def job_key(identity: common_pb2.JobIdentity) -> str:
     return job_id(identity_fields(identity))
+
+
+def shard_key_of(identity: common_pb2.JobIdentity) -> str:
+    """Where the generator writes this job's shard (a prompter job is one shard)."""
+    return shard_key(identity.study_id, identity.cell.generator, identity.cell.cfg, identity.cell.strategy,
+                     identity.class_id, identity.seed_start, identity.seed_count)
 
 
 @dataclass
@@ -145,8 +151,12 @@ class SubmissionHandler:
     def __call__(self, message: Message) -> None:
         _, spec = parse_submission(message.value)
         planner = self.planner(spec)
+        # The analyzer's reconciler re-submits a stalled study asking for missing work only.
+        missing_only = any(k == MISSING_ONLY_HEADER for k, _ in message.headers)
         published = 0
         for key, job in planner.jobs():
+            if missing_only and self.ctx.store.exists(shard_key_of(job.job)):
+                continue
             self.ctx.publish("generation-jobs", job.SerializeToString(), key=key)
             published += 1
         event = study_pb2.StudyEvent(study_id=spec.study_id, stage="prompts",

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 DLQ_SUFFIX = ".dlq"
 DLQ_REASON_HEADER = "synscale-dlq-reason"  # the failure's class name, for filtering
+# On a re-published study submission: "publish only the jobs whose shards are missing"
+# (the analyzer's reconciler sends it; the prompter honours it; ADR 0016).
+MISSING_ONLY_HEADER = "synscale-missing-only"
 T = TypeVar("T")
 
 

@@ -207,6 +207,13 @@ class MinioStore(ObjectStore):
         except (S3Error, ServerError, InvalidResponseError, urllib3.exceptions.HTTPError, OSError) as exc:
             self._translated(f"list {prefix}", _raise, exc)
 
+    def children(self, prefix: str) -> tuple[str, ...]:
+        def names() -> tuple[str, ...]:
+            found = self.client.list_objects(self.bucket, prefix=prefix, recursive=False)
+            return tuple(sorted({o.object_name[len(prefix):].rstrip("/") for o in found} - {""}))
+
+        return tuple(self._call(f"list {prefix}", names))
+
     def delete(self, key: str) -> None:
         key = self._check_key(key)
         self._call(f"delete {key}", self.client.remove_object, self.bucket, key)
