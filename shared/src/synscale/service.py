@@ -280,6 +280,10 @@ class ServiceProcess:
                     raise
                 metrics.DEPENDENCY_UP.labels(self.name, dependency).set(0)
                 reasons.append(f"{dependency}: {failure_kind(exc)}: {exc}"[:500])
+        if len(reasons) == len([w for w in self._workers if w.degraded_reason]):
+            for w in list(self._workers):  # both answer: waiting workers retry now, not after backoff
+                if w.degraded_reason:
+                    w.retry_now()
         self._apply(reasons)
 
     def _apply(self, reasons: list[str]) -> None:

@@ -123,15 +123,26 @@ class AnalyzerPort:
         return self.orch.study(study_id)
 
     def rebuild(self, study_id: str) -> StudyState:
-        """The study as the store holds it, keeping what only the events knew (failed runs)."""
-        old = self.get(study_id)
-        fresh = self.orch._rebuild(old.spec)
-        for run_id, result in old.results.items():
-            fresh.results.setdefault(run_id, result)
-        fresh.error = old.error
+        """The study brought up to what the store holds (merged in place, under the lock).
+
+        Merged rather than replaced: a handler may hold the state object right now, and
+        what only events knew (a run that failed for good) must stay.
+        """
         with self.orch._lock:
-            self.orch._studies[study_id] = fresh
-        return fresh
+            st = self.get(study_id)
+            fresh = self.orch._rebuild(st.spec)
+            for (cell, class_id), cov in fresh.coverage.items():
+                for lo, hi in cov.intervals:
+                    st.add_shard(cell, class_id, lo, hi - lo)
+            for cell, score in fresh.scores.items():
+                if cell not in st.scores:
+                    st.add_score(score)
+            for result in fresh.results.values():
+                st.add_result(result)
+            st.launched |= fresh.launched
+            if st.report is None:
+                st.report = fresh.report
+            return st
 
     def advance(self, st: StudyState, relaunch: frozenset[str] | set[str] = frozenset()) -> None:
         """Launch what is ready (`relaunch` as if never launched); write the report if complete."""
@@ -373,4 +384,17 @@ def reconciler_for(orch: Orchestrator) -> Reconciler:
 
 
 def start_reconciler(ctx: ServiceContext, orch: Orchestrator) -> Reconciler:
-    return reconciler_for(orch).start()
+    """The periodic reconciler of a service process; the embedded runtime, which pumps
+    messages synchronously, calls `reconcile_now` when its queues drain instead."""
+    reconciler = reconciler_for(orch)
+    return reconciler if ctx.config.runtime == "embedded" else reconciler.start()
+
+
+def reconcile_now(ctx: ServiceContext) -> int:
+    """One forced pass (the embedded runtime's queues drained without a report); re-issues made."""
+    from synscale_analyzer.orchestrator import orchestrator_for
+
+    reconciler = reconciler_for(orchestrator_for(ctx))
+    if reconciler.port.orch.known_folders is None:
+        reconciler.first_pass()
+    return sum(len(v) for v in reconciler.run_once(force=True).values())

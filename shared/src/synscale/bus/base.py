@@ -198,6 +198,7 @@ class Worker(ABC):
         self.dead_letters = dead_letters
         self.events = WorkerEvents()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # retry_now(): the dependency is known to be back
         self.handled = 0
         self.dead_lettered = 0
         self.transient_failures = 0
@@ -226,8 +227,17 @@ class Worker(ABC):
         """Fetch again after _pause."""
 
     def _keepalive(self, seconds: float) -> None:
-        """Wait `seconds` (or until stop()) while staying a live member of the group."""
-        self._stop.wait(seconds)
+        """Wait `seconds` (or until stop() / retry_now()) while staying a live member of the group."""
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set() and not self._wake.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._wake.wait(min(left, 0.5))
+
+    def retry_now(self) -> None:
+        """Cut the current outage backoff short (the service's health ping saw the dependency answer)."""
+        self._wake.set()
 
     def stop(self) -> None:
         """Ask run() to return after the message in hand (abandoned, uncommitted, mid-outage)."""
@@ -360,6 +370,7 @@ class Worker(ABC):
         delay = self.retry.transient_backoff(outage)
         if outage > 1:
             log.info("still unavailable (%d tries) while %s; next try in %.1fs", outage, reason, delay)
+        self._wake.clear()
         self._keepalive(delay)
         return not self._stop.is_set()
 

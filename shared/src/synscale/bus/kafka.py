@@ -277,7 +277,7 @@ class KafkaWorker(Worker):
         poll then returns: they are put back (seek) and paused too.
         """
         deadline = time.monotonic() + seconds
-        while not self.stopping:
+        while not self.stopping and not self._wake.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
                 return

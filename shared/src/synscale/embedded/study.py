@@ -28,6 +28,12 @@ class StudyOutcome:
     stages: dict[str, tuple[int, int, str]] = field(default_factory=dict)
 
 
+def _reconcile(runner: EmbeddedRunner) -> int:
+    from synscale_analyzer.reconcile import reconcile_now
+
+    return reconcile_now(runner.ctx)
+
+
 def run_study(
     spec: StudySpec, data_dir: Path | str, *, providers: Mapping[str, Provider] | None = None,
     progress: bool = True, max_messages: int | None = None, partitions: int = 3,
@@ -55,10 +61,14 @@ def run_study(
             return None
 
         submit_study(runner.ctx, spec)
+        def over() -> bool:
+            return reported() is not None or bars.finished in ("failed", "cancelled")
+
         with bars:
-            result = runner.pump(
-                until=lambda: reported() is not None or bars.finished in ("failed", "cancelled"),
-                max_messages=max_messages)
+            result = runner.pump(until=over, max_messages=max_messages)
+            # Drained without a report: the analyzer's reconciler re-issues lost work (ADR 0016).
+            while result.stopped_by != "max_messages" and not over() and _reconcile(runner):
+                result = runner.pump(until=over, max_messages=max_messages)
             runner.drain("listener")  # the last events (analysis, done) reach the bars
         ready = reported()
         base = runner.store.root / runner.store.bucket
