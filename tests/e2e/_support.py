@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -372,17 +373,36 @@ class PrivateInfra:
         pid: int | None = self.launcher._pid_alive(self.lay.run / f"{name}.pid")
         return pid
 
+    def _signal(self, name: str, sig: signal.Signals) -> None:
+        """Send `sig` to the server's process group and wait until the process is gone.
+
+        The launcher's processes are children of this test process when it started them,
+        so they are reaped here (a zombie would still answer `kill -0`).
+        """
+        pid = self._pid(name)
+        assert pid is not None, f"{name} is not running"
+        os.killpg(pid, sig)
+
+        def gone() -> bool:
+            try:
+                return os.waitpid(pid, os.WNOHANG)[0] == pid
+            except ChildProcessError:  # not our child: the launcher's liveness check
+                return self._pid(name) is None
+
+        try:
+            wait_for(gone, 30, f"{name} to exit on {sig.name}")
+        except AssertionError:
+            os.killpg(pid, signal.SIGKILL)
+            wait_for(gone, 30, f"{name} to exit on SIGKILL")
+        (self.lay.run / f"{name}.pid").unlink(missing_ok=True)
+
     def stop_minio(self) -> None:
         """SIGTERM MinIO and wait until it is gone (its data stays)."""
-        self.launcher._stop(self.lay.run / "minio.pid", "minio")
+        self._signal("minio", signal.SIGTERM)
 
     def kill_kafka(self) -> None:
         """SIGKILL the broker: no clean shutdown, its log directory stays as it was."""
-        pid = self._pid("kafka")
-        assert pid is not None, "kafka is not running"
-        os.killpg(pid, signal.SIGKILL)
-        wait_for(lambda: self._pid("kafka") is None, 60, "the killed broker to vanish")
-        (self.lay.run / "kafka.pid").unlink(missing_ok=True)
+        self._signal("kafka", signal.SIGKILL)
 
     def start_minio(self) -> None:
         self.launcher.start_minio(self.lay)
@@ -394,7 +414,10 @@ class PrivateInfra:
                  interval_s=1)
 
     def down(self) -> None:
-        self.launcher.down(self.lay, wipe=True)
+        for name in ("minio", "kafka"):
+            if self._pid(name) is not None:
+                self._signal(name, signal.SIGTERM)
+        shutil.rmtree(self.lay.run, ignore_errors=True)
 
 
 def dead_letters(bootstrap: str, prefix: str) -> list[Any]:

@@ -236,12 +236,12 @@ def _degraded_start(d: Any, stop: Any, start: Any, what: str) -> dict[str, float
             "serving_after_restart_s": round(time.monotonic() - back, 1)}
 
 
-def _prompter_does_its_work(live: Any, d: Any, expected: Any, prefix: str, unique: str, bucket: str) -> int:
+def _prompter_does_its_work(live: Any, d: Any, prefix: str, unique: str, bucket: str) -> int:
     """A submission in, every generation job of the study out."""
     from synscale_prompter.classes import class_set_for_spec
     from synscale_prompter.worker import JobPlanner
 
-    spec = expected.spec
+    spec = support.study_spec()
     want = JobPlanner(spec, class_set_for_spec(spec.classes), bucket, int(support.SHARD_SIZE)).count()
     topics = Topics(prefix=prefix)
     bus = KafkaBus(live.env["KAFKA_BOOTSTRAP_SERVERS"])
@@ -262,7 +262,7 @@ def _prompter_does_its_work(live: Any, d: Any, expected: Any, prefix: str, uniqu
 
 
 def test_a_service_started_while_minio_then_kafka_is_down_waits_and_then_works(
-    live: Any, store: MinioStore, expected: Any, unique: str, tmp_path: Path,
+    live: Any, store: MinioStore, unique: str, tmp_path: Path,
 ) -> None:
     figures: dict[str, Any] = {}
     for what, stop, start in (("minio", live.stop_minio, live.start_minio),
@@ -272,8 +272,7 @@ def test_a_service_started_while_minio_then_kafka_is_down_waits_and_then_works(
         d = support.Deployment(env, tmp_path / f"logs-{what}", services=("prompter",))
         try:
             figures[what] = _degraded_start(d, stop, start, what)
-            figures[what]["generation_jobs"] = _prompter_does_its_work(live, d, expected, prefix, unique,
-                                                                       store.bucket)
+            figures[what]["generation_jobs"] = _prompter_does_its_work(live, d, prefix, unique, store.bucket)
         finally:
             codes = d.stop_all()
         assert codes == {"prompter": 0}, d.logs()

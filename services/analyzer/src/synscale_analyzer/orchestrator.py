@@ -29,7 +29,7 @@ from google.protobuf.message import Message as ProtoMessage
 
 from synscale import ids
 from synscale.bus.base import MISSING_ONLY_HEADER, Message, PoisonMessage
-from synscale.errors import InvalidInput
+from synscale.errors import InvalidInput, is_transient
 from synscale.runtime import ServiceContext
 from synscale.store.base import StoreError
 from synscale.study import StudySpec, parse_study
@@ -355,8 +355,10 @@ class Orchestrator:
                 {g.name: list(g.cfg) for g in spec.generators}, spec.strategies, st.classes)
             files = render(analysis, grids)
         except StoreError:
-            raise  # transient: the worker retries the event
+            raise  # the worker retries the event (waits out an outage: ADR 0014)
         except Exception as exc:
+            if is_transient(exc):
+                raise
             log.exception("study %s: analysis failed", sid)
             st.error = f"analysis failed: {type(exc).__name__}: {exc}"
             self._event(st, "failed", st.error)

@@ -369,18 +369,17 @@ def _loop(ref: weakref.ref[Reconciler], interval_s: float) -> None:
         threading.Event().wait(interval_s)
 
 
-_RECONCILERS: dict[int, tuple[weakref.ref[Orchestrator], Reconciler]] = {}
 _LOCK = threading.Lock()
 
 
 def reconciler_for(orch: Orchestrator) -> Reconciler:
-    """The process's reconciler for this orchestrator (the worker starts it, status reads it)."""
+    """The orchestrator's reconciler, created once (the worker starts it, status reads it)."""
     with _LOCK:
-        entry = _RECONCILERS.get(id(orch))
-        if entry is None or entry[0]() is not orch:
-            entry = (weakref.ref(orch), Reconciler(orch))
-            _RECONCILERS[id(orch)] = entry
-        return entry[1]
+        reconciler: Reconciler | None = getattr(orch, "_reconciler", None)
+        if reconciler is None:
+            reconciler = Reconciler(orch)
+            orch._reconciler = reconciler  # type: ignore[attr-defined]
+        return reconciler
 
 
 def start_reconciler(ctx: ServiceContext, orch: Orchestrator) -> Reconciler:
