@@ -198,6 +198,17 @@ class AnalyzerPort:
         self.ctx.store.put(reissued_key(study_id), data, content_type="application/json")
 
 
+def _missing(st: StudyState, stage: str) -> list[Any]:
+    """What `stage` still owes the study: images (one marker), unscored full cells, runs."""
+    if stage == "generation":
+        images, total = st.images()
+        return ["images"] if images < total else []
+    if stage == "scoring":
+        cap = st.spec.max_images_per_class
+        return [c for c in st.cells if st.needs_scores and c not in st.scores and st.cell_prefix(c) >= cap]
+    return sorted(r for r in st.launched if r not in st.results and st.data_ready(st.runs[r]))
+
+
 def _signature(st: StudyState) -> tuple[Any, ...]:
     return (st.images()[0], len(st.scores), len(st.results), st.report is not None)
 
@@ -277,33 +288,29 @@ class Reconciler:
         signature = _signature(st)
         stalled = force or self._seen.get(sid) == signature
         self._seen[sid] = signature
-        if not stalled or not any(quiet.values()):
-            return []
+        if not stalled or not any(_missing(st, stage) for stage, idle in quiet.items() if idle):
+            return []  # progressing, or what it lacks is still queued somewhere: not lost
         st = self.port.rebuild(sid)  # what the store holds, after the lags were read
         history = self._history(sid)
         done: list[Reissue] = []
-        total_images = st.images()[1]
-        missing_images = total_images - st.images()[0]
-        if missing_images and quiet["generation"]:
+        images, total = st.images()
+        if quiet["generation"] and _missing(st, "generation"):
             done += self._issue(st, history, "generation", ["submission"],
-                                f"{missing_images} of {total_images} images missing from the store and "
+                                f"{total - images} of {total} images missing from the store and "
                                 "no generation work queued", lambda _: self.port.resubmit_missing(st))
-        if st.needs_scores and quiet["scoring"]:
-            cap = st.spec.max_images_per_class
-            unscored = [c for c in st.cells if c not in st.scores and st.cell_prefix(c) >= cap]
-            if unscored:
-                done += self._issue(st, history, "scoring", [c.name for c in unscored],
-                                    f"cell(s) {', '.join(c.name for c in unscored)} have every image but "
-                                    "no scores and no scoring work is queued",
-                                    lambda items: sum(self.port.reannounce_cell(st, c) for c in unscored
-                                                      if c.name in items))
-        if quiet["training"]:
-            lost = sorted(r for r in st.launched if r not in st.results and st.data_ready(st.runs[r]))
-            if lost:
-                done += self._issue(st, history, "training", lost,
-                                    f"run(s) {', '.join(lost[:5])}{' ...' if len(lost) > 5 else ''} "
-                                    "launched without a result and no training work is queued",
-                                    lambda items: self._relaunch(st, set(items)))
+        unscored = _missing(st, "scoring")
+        if quiet["scoring"] and unscored:
+            done += self._issue(st, history, "scoring", [c.name for c in unscored],
+                                f"cell(s) {', '.join(c.name for c in unscored)} have every image but "
+                                "no scores and no scoring work is queued",
+                                lambda items: sum(self.port.reannounce_cell(st, c) for c in unscored
+                                                  if c.name in items))
+        lost = _missing(st, "training")
+        if quiet["training"] and lost:
+            done += self._issue(st, history, "training", lost,
+                                f"run(s) {', '.join(lost[:5])}{' ...' if len(lost) > 5 else ''} "
+                                "launched without a result and no training work is queued",
+                                lambda items: self._relaunch(st, set(items)))
         self.port.advance(st)  # what the store already holds may complete the study
         if done:
             self.port.save_history(sid, history)
