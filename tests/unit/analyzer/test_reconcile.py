@@ -79,7 +79,8 @@ def test_nothing_is_reissued_for_a_study_that_is_complete_or_still_busy(
     # A study whose jobs are still queued (a generator has them) is not touched.
     busy = tmp_path / "busy"
     _, providers = fakes()
-    with EmbeddedRunner(busy, {"analyzer": providers["analyzer"], "prompter": providers["prompter"]}) as runner:
+    only = {"analyzer": providers["analyzer"], "prompter": providers["prompter"]}
+    with EmbeddedRunner(busy, only) as runner:
         from synscale_analyzer.orchestrator import submit_study
 
         submit_study(runner.ctx, toy_spec)
