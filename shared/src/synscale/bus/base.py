@@ -361,7 +361,7 @@ class Worker(ABC):
         """One backoff step of an outage, partitions paused; False when stop() came first."""
         self.transient_failures += 1
         reason = f"{what}: {failure_kind(exc)}: {exc}"[:500]
-        if outage == 1:
+        if outage == 1 or not self.degraded_reason:
             log.warning("dependency unavailable while %s; pausing and retrying until it answers",
                         reason)
             self.degraded_reason = reason
@@ -372,6 +372,10 @@ class Worker(ABC):
             log.info("still unavailable (%d tries) while %s; next try in %.1fs", outage, reason, delay)
         self._wake.clear()
         self._keepalive(delay)
+        if self._wake.is_set() and self.degraded_reason:
+            # The service saw every dependency answer: serve again while this message is
+            # retried (a training run may take minutes before it can say it succeeded).
+            self._recovered()
         return not self._stop.is_set()
 
     def _recovered(self) -> None:
