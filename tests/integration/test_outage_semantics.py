@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -58,7 +59,8 @@ def test_an_outage_longer_than_the_poll_interval_keeps_the_member_and_handles_on
 
 
 def test_poison_is_dead_lettered_and_replayed_byte_for_byte(
-    kafka_bus: Any, infra_env: dict[str, str], unique: str,
+    kafka_bus: Any, infra_env: dict[str, str], unique: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     topics = Topics(prefix=f"dlq-{unique}")
     topic = topics.name("generation-jobs")
@@ -82,6 +84,21 @@ def test_poison_is_dead_lettered_and_replayed_byte_for_byte(
     assert letter.dlq_topic == dead_letter_topic(topic) and letter.reason == "ValueError"
     assert (letter.letter.value, letter.letter.key, letter.letter.attempts) == (poison, b"\x00key", 2)
     assert letter.matches(None, "valueerror") and not letter.matches("some-study", None)
+
+    # The operator's view: `synscale dlq list|show` with the deployment's environment.
+    from synscale.cli import main
+
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+    monkeypatch.setenv("SYNSCALE_TOPIC_PREFIX", topics.prefix)
+    capsys.readouterr()
+    assert main(["dlq", "list", "--json", "--reason", "ValueError"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (row["id"], row["reason"], row["attempts"]) == (letter.id, "ValueError", 2)
+    assert main(["dlq", "show", "--id", letter.id]) == 0
+    shown = capsys.readouterr().out
+    assert f"== {letter.id}" in shown and "value: 256 bytes" in shown and "never work" in shown
+    assert main(["dlq", "list", "--reason", "NoSuchReason"]) == 0
+    assert "0 dead letter(s)" in capsys.readouterr().out
 
     assert replay(kafka_bus, [letter]) == 1
     copies: list[Message] = []
