@@ -21,15 +21,16 @@ from synscale_analyzer.orchestrator import Orchestrator, orchestrator_for
 from synscale_analyzer.reconcile import reconcile_now, reconciler_for
 
 
-def _lose_first(provider: Any, pick: Callable[[Message], bool]) -> Any:
-    """`provider` whose handler dead-letters the first message `pick` chooses."""
+def _lose_first(provider: Any, pick: Callable[[Message], bool],
+                ctx_pick: Callable[[ServiceContext, Message], bool] | None = None) -> Any:
+    """`provider` whose handler dead-letters the first message `pick` (or `ctx_pick`) chooses."""
     lost: list[bytes] = []
 
     def wrapped(ctx: ServiceContext) -> list[Subscription]:
         subs = []
         for sub in provider(ctx):
             def handler(m: Message, inner: Any = sub.handler) -> None:
-                if not lost and pick(m):
+                if not lost and (ctx_pick(ctx, m) if ctx_pick else pick(m)):
                     lost.append(m.value)
                     raise PoisonMessage("injected: lost on first delivery")
                 inner(m)
@@ -64,6 +65,31 @@ def test_dead_lettered_generation_and_training_jobs_are_reissued_and_the_study_f
     assert set(by_stage) == {"generation", "training"}
     assert "images missing from the store" in by_stage["generation"].reason
     assert lost_run in by_stage["training"].reason and by_stage["training"].count == 1
+
+
+def test_a_lost_cell_completing_shard_event_is_reannounced_to_the_scorer(
+    tmp_path: Path, toy_spec: StudySpec, fakes: Any,
+) -> None:
+    from synscale import ids
+    from synscale_analyzer.plan import study_classes
+
+    log, providers = fakes()
+    shards_per_cell = len(study_classes(toy_spec)) * -(-toy_spec.max_images_per_class // 8)
+
+    def completes_a_cell(ctx: ServiceContext, m: Message) -> bool:
+        job = generator_pb2.ShardReady.FromString(m.value).shard.job
+        prefix = ids.cell_prefix(job.study_id, job.cell.generator, job.cell.cfg, job.cell.strategy)
+        return len(list(ctx.store.list(prefix))) == shards_per_cell
+
+    scorer = _lose_first(providers["scorer"], lambda m: False, completes_a_cell)
+    outcome = run_study(toy_spec, tmp_path, providers={**providers, "scorer": scorer}, progress=False)
+    assert outcome.state == "done", outcome.dead_letters
+    assert scorer.lost and len(outcome.dead_letters) == 1
+    assert set(log.cells_scored.values()) == {1} and set(log.shards_written.values()) == {1}
+    with EmbeddedRunner(tmp_path, {"analyzer": providers["analyzer"]}) as runner:
+        status = orchestrator_for(runner.ctx).status(toy_spec.study_id)
+    (scoring,) = [r for r in status.reissued if r.stage == "scoring"]
+    assert "every image but no scores" in scoring.reason and scoring.count == shards_per_cell
 
 
 def test_nothing_is_reissued_for_a_study_that_is_complete_or_still_busy(
