@@ -7,7 +7,9 @@ tests/e2e is not a package and pytest runs with --import-mode=importlib.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,10 +23,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
+
 from synscale import ids, layout
 from synscale.grpc_server import check_health
+from synscale.plan import plan_runs, study_classes
 from synscale.shards import iter_shard
 from synscale.store.base import ObjectStore
+from synscale.store.file import FileStore
+from synscale.study import StudySpec, parse_study
 
 SERVICES = ("prompter", "generator", "scorer", "trainer", "analyzer")
 T = TypeVar("T")
@@ -274,3 +281,214 @@ def service_venv(name: str, root: Path, base: Path) -> Path:
                           capture_output=True, text=True)
     assert done.returncode == 0, f"installing {name} into {venv}: {done.stdout}{done.stderr}"
     return python
+
+
+# -- the toy study, and what the embedded runtime makes of it -------------------------------
+
+TOY = Path(__file__).resolve().parents[2] / "examples" / "toy.yaml"
+STUDY_TIMEOUT_S = 1500  # a hang guard, not a speed check (a loaded 2-core CI box is slow)
+# Images per generation job and shard (the prompter's SYNSCALE_SHARD_SIZE), in both runtimes:
+# two shards per class, so a cell spans several shards and a fault injected part-way finds
+# most jobs still to do, however fast the generator samples.
+SHARD_SIZE = "4"
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the embedded runtime produced for the study."""
+
+    spec: StudySpec
+    path: Path
+    artifacts: dict[str, str]  # key below the study prefix -> sha256
+    report: dict[str, Any]
+    results: dict[str, Any]  # runs/<id>/result.json -> its content without wall-clock fields
+    images: Counter[tuple[str, float, str, str, int]]
+
+
+def every_image_once(spec: StudySpec) -> Counter[tuple[str, float, str, str, int]]:
+    """Each (generator, cfg, strategy, class, index) of the study, once."""
+    return Counter({(g.name, float(cfg), strategy, class_id, i): 1
+                    for g in spec.generators for cfg in g.cfg for strategy in spec.strategies
+                    for class_id in study_classes(spec).ids for i in range(spec.max_images_per_class)})
+
+
+def study_spec() -> StudySpec:
+    """examples/toy.yaml (the CI study) with one CFG value instead of two.
+
+    This module runs the study three times (embedded, distributed, distributed with a
+    kill), so it halves the toy's generation and synthetic training; everything else —
+    classes, sizes, the real baseline, recipe, evaluation, analysis — is the toy's.
+    """
+    data = yaml.safe_load(TOY.read_text())
+    data["name"] = "toy-distributed"
+    data["generators"][0]["cfg"] = [2.0]
+    return parse_study(yaml.safe_dump(data, sort_keys=False), f"{TOY} (one CFG value)")
+
+
+def embedded_expected(study_dir: Path, data: Path) -> Expected:
+    """Run the study embedded (one process, MemoryBus + FileStore): what every deployment must match."""
+    from synscale.embedded import run_study
+
+    spec = study_spec()
+    path = study_dir / "toy.yaml"
+    path.write_text(spec.to_yaml())
+    previous = os.environ.get("SYNSCALE_SHARD_SIZE")
+    os.environ["SYNSCALE_SHARD_SIZE"] = SHARD_SIZE
+    try:
+        outcome = run_study(spec, data, progress=False)
+    finally:
+        if previous is None:
+            os.environ.pop("SYNSCALE_SHARD_SIZE", None)
+        else:
+            os.environ["SYNSCALE_SHARD_SIZE"] = previous
+    assert outcome.state == "done", outcome.dead_letters
+    assert outcome.report_json is not None
+    store = FileStore(data / "store", "synscale")
+    images = sample_counts(store, spec.study_id)
+    assert images == every_image_once(spec), "the embedded run itself is incomplete"
+    assert len(shard_keys(store, spec.study_id)) == len(images) // int(SHARD_SIZE)
+    artifacts = study_artifacts(store, spec.study_id)
+    results = run_results(store, spec.study_id, artifacts)
+    assert len(results) == len(plan_runs(spec, "synscale")), "the embedded run trained too few models"
+    return Expected(spec, path, artifacts, json.loads(outcome.report_json.read_bytes()), results, images)
+
+
+def report_of(store: Any, study_id: str) -> dict[str, Any]:
+    return json.loads(store.get(layout.report_key(study_id, "report.json")))
+
+
+# A training run records its wall-clock time and the bucket it read from, in result.json and
+# in checkpoint.pt: the only bytes a deployment may change. Everything else must be identical.
+RUN_RECORDS = ("/result.json", "/checkpoint.pt")
+
+
+def without_wall_clock(doc: Any) -> Any:
+    """A run's result.json minus durations (`*_seconds`) and the bucket name."""
+    if isinstance(doc, dict):
+        return {k: without_wall_clock(v) for k, v in doc.items()
+                if not k.endswith("_seconds") and k != "bucket"}
+    if isinstance(doc, list):
+        return [without_wall_clock(v) for v in doc]
+    return doc
+
+
+def run_results(store: Any, study_id: str, artifacts: dict[str, str]) -> dict[str, Any]:
+    prefix = layout.study_prefix(study_id) + "/"
+    return {k: without_wall_clock(json.loads(store.get(prefix + k)))
+            for k in artifacts if k.startswith("runs/") and k.endswith("/result.json")}
+
+
+def assert_same_as_embedded(store: Any, expected: Expected, logs: str) -> None:
+    study_id = expected.spec.study_id
+    assert report_of(store, study_id) == expected.report, logs[-6000:]
+    images = sample_counts(store, study_id)
+    duplicated = {k: n for k, n in images.items() if n > 1}
+    missing = set(expected.images) - set(images)
+    assert not duplicated and not missing, (
+        f"duplicated {sorted(duplicated)[:5]}, missing {sorted(missing)[:5]}")
+    assert images == expected.images
+    artifacts = study_artifacts(store, study_id)
+    assert sorted(artifacts) == sorted(expected.artifacts)
+    differing = sorted(k for k in artifacts if artifacts[k] != expected.artifacts[k]
+                       and not (k.startswith("runs/") and k.endswith(RUN_RECORDS)))
+    assert not differing, f"same keys, other bytes: {differing[:10]}"
+    assert run_results(store, study_id, artifacts) == expected.results
+
+
+# -- a Kafka broker and a MinIO server of the test's own, to stop and start at will -----------
+
+class PrivateInfra:
+    """Kafka + MinIO from deploy/local/launcher.py on free ports and a private data folder.
+
+    The session's servers are shared by every test, so outage tests bring their own: they
+    stop MinIO (SIGTERM) or SIGKILL the broker mid-study and start them again on the same
+    data directory, as an operator restarting a crashed server would.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        from synscale.testing.modules import load_module
+
+        self.launcher = load_module("synscale_launcher", Path(__file__).resolve().parents[2]
+                                    / "deploy" / "local" / "launcher.py")
+        env = os.environ
+        self.lay = self.launcher.Layout(
+            cache=Path(env.get("SYNSCALE_CACHE", Path.home() / ".cache" / "synscale")), run=run_dir,
+            kafka_port=free_port(), controller_port=free_port(), minio_port=free_port(),
+            console_port=free_port())
+        self.env: dict[str, str] = {}
+
+    def up(self) -> dict[str, str]:
+        self.lay.run.mkdir(parents=True, exist_ok=True)
+        self.launcher.fetch_kafka(self.lay)
+        self.launcher.build_minio(self.lay)
+        self.launcher.start_kafka(self.lay)
+        self.launcher.start_minio(self.lay)
+        self.launcher.wait_healthy(self.lay, timeout_s=300)
+        lines = "\n".join(self.launcher.env_lines(self.lay))
+        for line in lines.splitlines():
+            k, _, v = line.removeprefix("export ").partition("=")
+            self.env[k] = v
+        return self.env
+
+    def _pid(self, name: str) -> int | None:
+        pid: int | None = self.launcher._pid_alive(self.lay.run / f"{name}.pid")
+        return pid
+
+    def _signal(self, name: str, sig: signal.Signals) -> None:
+        """Send `sig` to the server's process group and wait until the process is gone.
+
+        The launcher's processes are children of this test process when it started them,
+        so they are reaped here (a zombie would still answer `kill -0`).
+        """
+        pid = self._pid(name)
+        assert pid is not None, f"{name} is not running"
+        os.killpg(pid, sig)
+
+        def gone() -> bool:
+            try:
+                return os.waitpid(pid, os.WNOHANG)[0] == pid
+            except ChildProcessError:  # not our child: the launcher's liveness check
+                return self._pid(name) is None
+
+        try:
+            wait_for(gone, 30, f"{name} to exit on {sig.name}")
+        except AssertionError:
+            os.killpg(pid, signal.SIGKILL)
+            wait_for(gone, 30, f"{name} to exit on SIGKILL")
+        (self.lay.run / f"{name}.pid").unlink(missing_ok=True)
+
+    def stop_minio(self) -> None:
+        """SIGTERM MinIO and wait until it is gone (its data stays)."""
+        self._signal("minio", signal.SIGTERM)
+
+    def kill_kafka(self) -> None:
+        """SIGKILL the broker: no clean shutdown, its log directory stays as it was."""
+        self._signal("kafka", signal.SIGKILL)
+
+    def start_minio(self) -> None:
+        self.launcher.start_minio(self.lay)
+        wait_for(lambda: self.launcher.minio_healthy(self.lay), 120, "MinIO to answer again")
+
+    def start_kafka(self) -> None:
+        self.launcher.start_kafka(self.lay)
+        wait_for(lambda: self.launcher.kafka_healthy(self.lay), 300, "the broker to answer again",
+                 interval_s=1)
+
+    def down(self) -> None:
+        for name in ("minio", "kafka"):
+            if self._pid(name) is not None:
+                self._signal(name, signal.SIGTERM)
+        shutil.rmtree(self.lay.run, ignore_errors=True)
+
+
+def dead_letters(bootstrap: str, prefix: str) -> list[Any]:
+    """Every dead letter of every topic of a deployment (synscale.dlq, as the CLI reads them)."""
+    from synscale.config import Topics
+    from synscale.dlq import dlq_topics, read_letters
+
+    return list(read_letters(bootstrap, dlq_topics(Topics(prefix=prefix)), timeout_s=5))
+
+
+def health(deployment: Deployment) -> dict[str, bool]:
+    """SERVING or not, per service, right now."""
+    return {name: check_health(sp.address, timeout_s=2) for name, sp in deployment.procs.items()}

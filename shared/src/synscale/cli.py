@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from synscale import dlq
+
+    dlq.add_commands(sub)
     for name in SERVICE_CLIS:
         try:
             module = importlib.import_module(name)

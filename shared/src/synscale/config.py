@@ -116,17 +116,20 @@ def _replication(raw: str) -> int:
     return value
 
 
-def make_store(cfg: RuntimeConfig) -> ObjectStore:
+def make_store(cfg: RuntimeConfig, *, connect: bool = True) -> ObjectStore:
+    """The run's store; `connect=False` reaches no server yet (a service starting degraded)."""
     if cfg.runtime == "embedded" or not cfg.s3_endpoint:
         from synscale.store.file import FileStore
 
         return FileStore(cfg.data_dir / "store", cfg.bucket)
     from synscale.store.minio import MinioStore
 
-    return MinioStore(cfg.s3_endpoint, cfg.s3_access_key, cfg.s3_secret_key, cfg.bucket, secure=cfg.s3_secure)
+    return MinioStore(cfg.s3_endpoint, cfg.s3_access_key, cfg.s3_secret_key, cfg.bucket, secure=cfg.s3_secure,
+                      connect=connect)
 
 
-def make_bus(cfg: RuntimeConfig, client_id: str = "synscale") -> Bus:
+def make_bus(cfg: RuntimeConfig, client_id: str = "synscale", *, connect: bool = True) -> Bus:
+    """The run's bus; `connect=False` reaches no broker yet (a service starting degraded)."""
     if cfg.runtime == "embedded" or not cfg.kafka_bootstrap:
         from synscale.bus.memory import MemoryBus
 
@@ -135,5 +138,5 @@ def make_bus(cfg: RuntimeConfig, client_id: str = "synscale") -> Bus:
 
     return KafkaBus(
         cfg.kafka_bootstrap, client_id=client_id, default_partitions=cfg.topics.default_partitions,
-        replication_factor=cfg.kafka_replication,
+        replication_factor=cfg.kafka_replication, connect=connect,
     )

@@ -100,6 +100,11 @@ def cancelled_key(study_id: str) -> str:
     return validate_key(f"{study_prefix(study_id)}/state/cancelled.json")
 
 
+def reissued_key(study_id: str) -> str:
+    """The reconciler's record of what it re-issued for a study, and why (ADR 0016)."""
+    return f"{study_prefix(study_id)}/state/reissued.json"
+
+
 # ------------------------------------------------------------------------ parsers
 @dataclass(frozen=True)
 class ShardKey:

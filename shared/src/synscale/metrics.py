@@ -12,6 +12,10 @@ one metric vocabulary across the five services:
 - synscale_consumer_lag{service,group,topic}       messages behind the log end, where known
 - synscale_images_total{service,stage}             images generated / scored / trained on
 - synscale_worker_threads{service,group}           consumer-group members this process runs
+- synscale_dead_letters_total{service,topic,reason} dead letters by the failure's class name
+- synscale_transient_failures_total{service,group}  outages a worker began waiting out
+- synscale_dependency_up{service,dependency}        1 while kafka / store answer the health ping
+- synscale_ready{service}                           1 while gRPC health is SERVING
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any, Protocol
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 from synscale.bus.base import Handler, Message, PoisonMessage, RetryPolicy
+from synscale.errors import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,16 @@ IMAGES = Counter(
 WORKER_THREADS = Gauge(
     "synscale_worker_threads", "Consumer-group members running in this process.",
     ["service", "group"])
+DEAD_LETTERS = Counter(
+    "synscale_dead_letters", "Dead letters by reason (the failure's class name).",
+    ["service", "topic", "reason"])
+TRANSIENT_FAILURES = Counter(
+    "synscale_transient_failures", "Outages (store/broker down, timeouts) a worker began waiting out.",
+    ["service", "group"])
+DEPENDENCY_UP = Gauge(
+    "synscale_dependency_up", "1 while the dependency answers the service's health ping.",
+    ["service", "dependency"])
+READY = Gauge("synscale_ready", "1 while the service reports gRPC health SERVING.", ["service"])
 SERVICE_INFO = Info("synscale_service", "Which service this process runs, and how.")
 
 _service_name = "embedded"
@@ -75,11 +90,12 @@ def record_images(count: int, stage: str) -> None:
 def instrument(handler: Handler, retry: RetryPolicy, service: str | None = None) -> Handler:
     """Wrap a handler to count outcomes and time attempts.
 
-    The shared consume loop retries a failing message `retry.max_attempts` times in a row
-    and then dead-letters it (a PoisonMessage at once). Each worker runs its messages one
-    at a time, so counting consecutive failures of the same (topic, partition, offset)
-    tells exactly when the loop will dead-letter, without reaching into the bus. Use one
-    wrapper per worker.
+    The shared consume loop retries a permanently failing message `retry.max_attempts`
+    times and then dead-letters it (a PoisonMessage at once); transient failures (an
+    outage) are retried without counting. Each worker runs its messages one at a time, so
+    counting the permanent failures of the same (topic, partition, offset) tells exactly
+    when the loop will dead-letter, without reaching into the bus. Use one wrapper per
+    worker.
     """
     state: dict[str, Any] = {"last": None, "failures": 0}
 
@@ -95,8 +111,10 @@ def instrument(handler: Handler, retry: RetryPolicy, service: str | None = None)
             JOBS_FAILED.labels(svc, message.topic).inc()
             JOBS_DEAD_LETTERED.labels(svc, message.topic).inc()
             raise
-        except Exception:
+        except Exception as exc:
             JOBS_FAILED.labels(svc, message.topic).inc()
+            if is_transient(exc):
+                raise
             state["failures"] += 1
             if state["failures"] >= retry.max_attempts:
                 JOBS_DEAD_LETTERED.labels(svc, message.topic).inc()

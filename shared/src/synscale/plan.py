@@ -17,7 +17,7 @@ from typing import Literal
 
 from google.protobuf import json_format
 
-from synscale import ids
+from synscale import ids, layout
 from synscale.cells import Cell
 from synscale.classes import ClassDef, ClassSet, class_set_for_spec
 from synscale.errors import InvalidInput
@@ -76,6 +76,13 @@ def identity_fields(identity: common_pb2.JobIdentity) -> dict[str, object]:
         "class_id": identity.class_id, "seed_start": int(identity.seed_start),
         "seed_count": int(identity.seed_count),
     }
+
+
+def shard_key_of(identity: common_pb2.JobIdentity) -> str:
+    """Where the generator writes this job's shard (one generation job is one shard)."""
+    return layout.shard_key(identity.study_id, identity.cell.generator, identity.cell.cfg,
+                            identity.cell.strategy, identity.class_id, identity.seed_start,
+                            identity.seed_count)
 
 
 def job_key(identity: common_pb2.JobIdentity) -> str:

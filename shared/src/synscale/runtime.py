@@ -22,6 +22,14 @@ class ServiceContext:
     store: ObjectStore
     topics: Topics = field(default_factory=Topics)
     config: RuntimeConfig = field(default_factory=RuntimeConfig)
+    # Work an in-process runtime runs once every queue has drained (the analyzer's
+    # reconciler registers one); each hook returns how many messages it published, so the
+    # runtime knows whether pumping again can make progress.
+    idle_hooks: list[Callable[[], int]] = field(default_factory=list)
+
+    def run_idle_hooks(self) -> int:
+        """Run every idle hook; the number of messages they published."""
+        return sum(hook() for hook in self.idle_hooks)
 
     def publish(self, logical_topic: str, value: bytes, key: bytes | str | None = None) -> None:
         self.bus.publish(self.topics.name(logical_topic), value, key=key)

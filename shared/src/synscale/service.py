@@ -10,7 +10,10 @@ start, report health, export metrics, log and stop the same way. The lifecycle:
    ensure every topic exists with its configured partitions;
 3. start the Prometheus endpoint, build the gRPC server (health + reflection) with health
    NOT_SERVING, start SYNSCALE_WORKERS consumer-group members per Subscription, then
-   flip health to SERVING — readiness means "consuming and answering";
+   flip health to SERVING — readiness means "consuming and answering". A dependency that
+   is down at start, or goes down later, makes health NOT_SERVING with the reason logged
+   (event "degraded") until it answers again; the process does not exit for it (ADR 0015).
+   The health name "synscale.liveness" stays SERVING while the process runs;
 4. on SIGTERM/SIGINT (or a worker thread dying): health NOT_SERVING first so Kubernetes
    stops routing, then stop the workers (each finishes and commits the message in hand),
    then stop the gRPC server, flush and close the bus. Exit 0 on a requested stop, 1 when
@@ -22,6 +25,7 @@ Process settings (all optional):
   SYNSCALE_WORKERS (1; consumer threads per subscription, 0 = gRPC only)
   SYNSCALE_SHUTDOWN_GRACE_S (25)  SYNSCALE_LAG_INTERVAL_S (15; 0 disables the lag probe)
   SYNSCALE_ENSURE_TOPICS (true)   SYNSCALE_LOG_LEVEL / SYNSCALE_LOG_FORMAT (logging_setup)
+  SYNSCALE_HEALTH_INTERVAL_S (5; how often health pings Kafka and the store)
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ from types import FrameType
 from typing import Any
 
 from synscale import __version__, metrics
-from synscale.bus.base import Worker
+from synscale.bus.base import Message, Worker, WorkerEvents
 from synscale.config import RuntimeConfig, make_bus, make_store
+from synscale.errors import failure_kind, is_transient
 from synscale.grpc_server import ServiceBinding, build_server
 from synscale.logging_setup import configure_logging
 from synscale.runtime import ServiceContext, Subscription
@@ -50,6 +55,10 @@ BindingsFn = Callable[[ServiceContext], list[ServiceBinding]]
 SubscriptionsFn = Callable[[ServiceContext], list[Subscription]]
 
 EXIT_OK, EXIT_WORKER_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
+# A health service name that is SERVING for as long as the process runs, whatever its
+# dependencies do: Kubernetes' liveness and startup probes ask for it, readiness asks for
+# "" (ADR 0015), so an outage takes pods out of rotation instead of restarting them.
+LIVENESS_SERVICE = "synscale.liveness"
 
 
 ConfigError = SettingsError  # the one settings error type (synscale.settings)
@@ -79,6 +88,7 @@ class ServiceSettings:
     shutdown_grace_s: float = 25.0
     lag_interval_s: float = 15.0
     ensure_topics: bool = True
+    health_interval_s: float = 5.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServiceSettings:
@@ -94,6 +104,7 @@ class ServiceSettings:
             shutdown_grace_s=_float(env, "SYNSCALE_SHUTDOWN_GRACE_S", 25.0),
             lag_interval_s=_float(env, "SYNSCALE_LAG_INTERVAL_S", 15.0),
             ensure_topics=_bool(env, "SYNSCALE_ENSURE_TOPICS", True),
+            health_interval_s=max(0.1, _float(env, "SYNSCALE_HEALTH_INTERVAL_S", 5.0)),
         )
 
 
@@ -124,23 +135,34 @@ class ServiceProcess:
         self._metrics_server: Any = None
         self._lag: metrics.LagMonitor | None = None
         self.ctx: ServiceContext | None = None
+        self._subs: list[Subscription] | None = None
+        self._started: set[str] = set()
+        self._topics_ready = False
+        self._connected = False
+        self._reasons: list[str] = []
+        self._health_lock = threading.Lock()
+        self._health_thread: threading.Thread | None = None
         self.grpc_port = 0
         self.metrics_port: int | None = None
 
     # -- start -------------------------------------------------------------------------
     def start(self) -> None:
+        """Serve gRPC at once; consume as soon as Kafka and the store answer (ADR 0015).
+
+        When both answer right away this returns with the workers consuming and health
+        SERVING. Otherwise it returns with health NOT_SERVING, the reason logged and in
+        `degraded_reasons()`, and a health thread that keeps trying: the process never
+        exits for a dependency that is merely down.
+        """
         metrics.set_service_name(self.name)
         cfg = self.config
-        bus = make_bus(cfg, client_id=f"synscale-{self.name}")
-        store = make_store(cfg)
+        bus = make_bus(cfg, client_id=f"synscale-{self.name}", connect=False)
+        store = make_store(cfg, connect=False)
         self.ctx = ctx = ServiceContext(bus=bus, store=store, topics=cfg.topics, config=cfg)
-        if self.settings.ensure_topics:
-            cfg.topics.ensure_all(bus)
         metrics.SERVICE_INFO.info({"service": self.name, "runtime": cfg.runtime,
                                    "version": __version__})
         self._start_metrics()
 
-        subs = self._subscriptions_fn(ctx)
         bindings = self._bindings_fn(ctx)
         self._service_names = [b.full_name for b in bindings]
         server, port, health = build_server(
@@ -148,18 +170,110 @@ class ServiceProcess:
             max_workers=self.settings.grpc_threads)
         self._server, self.grpc_port, self._health = server, port, health
         self._set_health(serving=False)  # not ready until the workers consume
+        from grpc_health.v1 import health_pb2
 
-        for sub in subs:
-            self._start_workers(ctx, sub)
+        health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+
+        if not self._connect():
+            log.warning("service started degraded: %s", "; ".join(self._reasons),
+                        extra={"event": "degraded", "reasons": self._reasons,
+                               "grpc_port": self.grpc_port})
+        self._health_thread = threading.Thread(target=self._watch_health, name="health", daemon=True)
+        self._health_thread.start()
+
+    def _connect(self) -> bool:
+        """One try at reaching the dependencies and starting the workers; True once consuming.
+
+        Transient failures (a dependency down) leave the reason in `_reasons` for the
+        health thread to retry; anything else (bad credentials, a bug) is raised.
+        """
+        ctx, cfg = self.ctx, self.config
+        assert ctx is not None
+        try:
+            ctx.bus.ping()
+            if self.settings.ensure_topics and not self._topics_ready:
+                cfg.topics.ensure_all(ctx.bus)
+                self._topics_ready = True
+            ctx.store.ping()
+            if self._subs is None:
+                self._subs = self._subscriptions_fn(ctx)
+            for sub in self._subs:
+                if sub.group not in self._started:
+                    self._start_workers(ctx, sub)
+                    self._started.add(sub.group)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self._reasons = [f"{failure_kind(exc)}: {exc}"[:500]]
+            return False
+        subs = self._subs
         self._lag = metrics.LagMonitor(
-            lambda: metrics.lag_source_for(bus, cfg.kafka_bootstrap),
+            lambda: metrics.lag_source_for(ctx.bus, cfg.kafka_bootstrap),
             [(sub.group, ctx.topics.name(t)) for sub in subs for t in sub.topics],
             self.name, self.settings.lag_interval_s).start()
+        self._connected = True
+        self._reasons = []
         self._set_health(serving=True)
         log.info("service ready", extra={
             "event": "ready", "grpc_port": self.grpc_port, "metrics_port": self.metrics_port,
             "runtime": cfg.runtime, "workers": len(self._workers),
             "groups": sorted({s.group for s in subs})})
+        return True
+
+    def degraded_reasons(self) -> list[str]:
+        """Why the service is NOT_SERVING right now (empty when it serves)."""
+        return list(self._reasons)
+
+    def _watch_health(self) -> None:
+        """Health follows the dependencies: NOT_SERVING with the reason while one is down.
+
+        Before the workers run, each tick retries the start; afterwards it combines what
+        the workers report (a handler waiting out an outage) with a ping of Kafka and
+        the store, so an idle service also notices an outage.
+        """
+        interval = self.settings.health_interval_s
+        while not self._stop.wait(interval if self._connected else min(interval, 2.0)):
+            try:
+                if not self._connected:
+                    self._connect()
+                    continue
+                self._evaluate()
+            except Exception:
+                log.exception("service %s cannot start its workers; stopping", self.name)
+                self._failed.set()
+                self.request_stop("start failed")
+                return
+
+    def _evaluate(self) -> None:
+        ctx = self.ctx
+        assert ctx is not None
+        reasons = [f"worker {w.group}: {w.degraded_reason}" for w in list(self._workers) if w.degraded_reason]
+        for dependency, ping in (("kafka", ctx.bus.ping), ("store", ctx.store.ping)):
+            try:
+                ping()
+                metrics.DEPENDENCY_UP.labels(self.name, dependency).set(1)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                metrics.DEPENDENCY_UP.labels(self.name, dependency).set(0)
+                reasons.append(f"{dependency}: {failure_kind(exc)}: {exc}"[:500])
+        if len(reasons) == len([w for w in self._workers if w.degraded_reason]):
+            for w in list(self._workers):  # both answer: waiting workers retry now, not after backoff
+                if w.degraded_reason:
+                    w.retry_now()
+        self._apply(reasons)
+
+    def _apply(self, reasons: list[str]) -> None:
+        with self._health_lock:
+            was, self._reasons = self._reasons, reasons
+            if bool(was) == bool(reasons) or self._stop.is_set():
+                return
+            self._set_health(serving=not reasons)
+        if reasons:
+            log.warning("NOT_SERVING: %s", "; ".join(reasons),
+                        extra={"event": "degraded", "reasons": reasons})
+        else:
+            log.info("SERVING again: dependencies answer", extra={"event": "recovered"})
 
     def _start_metrics(self) -> None:
         if self.settings.metrics_port is None:
@@ -176,6 +290,7 @@ class ServiceProcess:
             worker = ctx.bus.subscribe(
                 topics, sub.group, metrics.instrument(sub.handler, sub.retry, self.name),
                 retry=sub.retry, options=sub.options)
+            worker.events = _HealthEvents(self)
             thread = threading.Thread(target=self._run_worker, args=(worker,),
                                       name=f"{sub.group}-{i}", daemon=True)
             self._workers.append(worker)
@@ -204,6 +319,8 @@ class ServiceProcess:
                   else health_pb2.HealthCheckResponse.NOT_SERVING)
         for svc in ["", *self._service_names]:
             self._health.set(svc, status)
+        metrics.READY.labels(self.name).set(1 if serving else 0)
+
 
     # -- stop --------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -230,6 +347,8 @@ class ServiceProcess:
             if thread.is_alive():
                 log.warning("worker %s still busy after %.0fs grace; its message will be "
                             "redelivered", thread.name, self.settings.shutdown_grace_s)
+        if self._health_thread is not None:
+            self._health_thread.join(5)
         if self._lag is not None:
             self._lag.stop()
         if self._server is not None:
@@ -247,6 +366,24 @@ class ServiceProcess:
                                            "reason": self._stop_reason,
                                            "seconds": round(time.monotonic() - started, 3)})
         return code
+
+
+class _HealthEvents(WorkerEvents):
+    """A worker's news, turned into health (at once, not at the next tick) and metrics."""
+
+    def __init__(self, proc: ServiceProcess) -> None:
+        self.proc = proc
+
+    def degraded(self, worker: Worker, reason: str) -> None:
+        metrics.TRANSIENT_FAILURES.labels(self.proc.name, worker.group).inc()
+        self.proc._apply([*self.proc._reasons, f"worker {worker.group}: {reason}"])
+
+    def recovered(self, worker: Worker) -> None:
+        pending = [r for r in self.proc._reasons if not r.startswith(f"worker {worker.group}:")]
+        self.proc._apply(pending)
+
+    def dead_lettered(self, worker: Worker, message: Message, kind: str) -> None:
+        metrics.DEAD_LETTERS.labels(self.proc.name, message.topic, kind).inc()
 
 
 def _install_signal_handlers(proc: ServiceProcess) -> None:

@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from synscale.config import TOPIC_NAMES
+from synscale.service import LIVENESS_SERVICE
 
 Objects = dict[Any, Any]  # (kind, name) -> manifest, and 'NOTES' -> text
 ROOT = Path(__file__).resolve().parents[3]
@@ -193,8 +194,11 @@ def test_a_deployment_and_service_per_service_with_grpc_probes(chart: helm.Chart
         assert c["image"] == f"synscale/{svc}:0.1.0"
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         assert ports == {"grpc": 50051, "metrics": 9090}
-        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-            assert c[probe]["grpc"] == {"port": 50051}, (svc, probe)
+        # Liveness must not fail for a dependency that is down (ADR 0015): it asks for the
+        # health name that stays SERVING while the process runs; readiness for the overall one.
+        for probe in ("startupProbe", "livenessProbe"):
+            assert c[probe]["grpc"] == {"port": 50051, "service": LIVENESS_SERVICE}, (svc, probe)
+        assert c["readinessProbe"]["grpc"] == {"port": 50051}, svc
         service = objs[("Service", f"rel-synscale-{svc}")]
         assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == ports
         assert service["spec"]["selector"] == deployment(objs, svc)["spec"]["selector"]["matchLabels"]

@@ -208,6 +208,8 @@ def _print_status(status: Any) -> None:
         print(f"  {s.stage:<11} {s.done}{total}")
     if status.report.html_key:
         print(f"  report: s3://{status.report.bucket}/{status.report.html_key}")
+    for r in status.reissued:  # what the reconciler re-issued, and why (ADR 0016)
+        print(f"  re-issued {r.stage} ({r.count} message(s)) at {r.at}: {r.reason}")
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

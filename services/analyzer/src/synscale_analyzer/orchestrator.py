@@ -26,9 +26,9 @@ from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
 from synscale import codecs, ids, layout
-from synscale.bus.base import Message, PoisonMessage
+from synscale.bus.base import MISSING_ONLY_HEADER, Message, PoisonMessage
 from synscale.cells import Cell as CellKey
-from synscale.errors import InvalidInput
+from synscale.errors import InvalidInput, is_transient
 from synscale.runtime import ServiceContext
 from synscale.store.base import StoreError
 from synscale.study import StudySpec, parse_study
@@ -90,6 +90,9 @@ class Orchestrator:
         self._lock = threading.RLock()
         self._studies: dict[str, StudyState] = {}
         self._changed = threading.Condition(self._lock)
+        # Study folders in the store, once the reconciler listed them at start: an event
+        # for a study outside it is junk and is dropped without touching the store.
+        self.known_folders: set[str] | None = None
 
     # -- state ------------------------------------------------------------------------
     def study(self, study_id: str, spec: StudySpec | None = None) -> StudyState:
@@ -168,6 +171,8 @@ class Orchestrator:
         handler = handlers.get(message.topic)
         if handler is None:
             raise PoisonMessage(f"the analyzer does not follow topic {message.topic}")
+        if any(k == MISSING_ONLY_HEADER for k, _ in message.headers):
+            return  # the reconciler's own re-submission, meant for the prompter (ADR 0016)
         handler(message.value)
 
     def on_submission(self, value: bytes) -> None:
@@ -179,6 +184,8 @@ class Orchestrator:
             raise PoisonMessage(str(exc)) from None
         self.ctx.store.put_if_changed(spec_key(spec.study_id), spec.to_yaml().encode(),
                                       content_type="application/yaml")
+        if self.known_folders is not None:
+            self.known_folders.add(ids.safe_component(spec.study_id))
         st = self.study(spec.study_id, spec)  # a first rebuild lists the store: not under the lock
         with self._lock:
             if st.cancelled:
@@ -265,6 +272,11 @@ class Orchestrator:
             self._event(st, "fits", f"{label} ({records[0].recipe}): alpha = {f.alpha:.3f} on {id_set}")
 
     def _known(self, study_id: str) -> StudyState | None:
+        folders = self.known_folders
+        if folders is not None and study_id not in self._studies and \
+                ids.safe_component(study_id) not in folders:
+            log.debug("event for unknown study %s dropped", study_id)
+            return None
         try:
             return self.study(study_id)
         except KeyError:
@@ -324,16 +336,16 @@ class Orchestrator:
             for name, data in sorted(files.items()):
                 kind = CONTENT_TYPES.get(name[name.rfind("."):], "application/octet-stream")
                 self.ctx.store.put_if_changed(layout.report_key(sid, name), data, content_type=kind)
-        except StoreError:
-            with self._lock:
-                st.rendering = False
-            raise  # transient: the worker retries the event
         except Exception as exc:
-            log.exception("study %s: analysis failed", sid)
+            retry = isinstance(exc, StoreError) or is_transient(exc)
             with self._lock:
                 st.rendering = False
-                st.error = f"analysis failed: {type(exc).__name__}: {exc}"
-                self._event(st, "failed", st.error)
+                if not retry:
+                    st.error = f"analysis failed: {type(exc).__name__}: {exc}"
+                    self._event(st, "failed", st.error)
+            if retry:
+                raise  # the worker retries the event (waits out an outage: ADR 0014)
+            log.exception("study %s: analysis failed", sid)
             return
         with self._lock:
             st.rendering = False
@@ -367,9 +379,13 @@ class Orchestrator:
             return st.status()
 
     def status(self, study_id: str) -> study_pb2.StudyStatus:
+        from synscale_analyzer.reconcile import reconciler_for
+
         st = self.study(study_id)
         with self._lock:
-            return st.status()
+            status = st.status()
+        reconciler_for(self).annotate(status)  # what was re-issued, and why
+        return status
 
     def wait_for_change(self, timeout_s: float) -> None:
         with self._changed:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from synscale import ids, layout
+from synscale.errors import is_transient
 from synscale.shards import decode_png, iter_shard
 from synscale.store.base import ObjectStore
 from synscale_analyzer import plots
@@ -30,6 +31,8 @@ def first_images(store: ObjectStore, prefix: str, count: int) -> list[np.ndarray
         try:
             samples = list(iter_shard(store.get(key)))
         except Exception as exc:  # a missing/corrupt shard only loses its thumbnails
+            if is_transient(exc):
+                raise  # an outage must not change the report: the worker waits it out
             log.warning("sample grid: cannot read %s: %s", key, exc)
             continue
         for s in sorted(samples, key=lambda s: s.key):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from synscale.bus.base import RetryPolicy
 from synscale.runtime import ServiceContext, Subscription
 from synscale_analyzer.orchestrator import Orchestrator
+from synscale_analyzer.reconcile import start_reconciler
 
 GROUP = "analyzer"
 TOPICS = ("study-submissions", "shards-ready", "scores", "run-results")
@@ -18,4 +19,5 @@ TOPICS = ("study-submissions", "shards-ready", "scores", "run-results")
 def subscriptions(ctx: ServiceContext, orch: Orchestrator | None = None) -> list[Subscription]:
     """The worker over `orch` (the one the servicer shares; the embedded runner builds its own)."""
     orch = orch or Orchestrator(ctx)
+    start_reconciler(ctx, orch)  # re-issues lost work: at start, then periodically (ADR 0016)
     return [Subscription(TOPICS, GROUP, orch.handle, RetryPolicy(max_attempts=3, initial_backoff_s=0.5))]

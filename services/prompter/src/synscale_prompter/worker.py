@@ -17,7 +17,7 @@ from functools import cached_property
 from google.protobuf.message import DecodeError
 
 from synscale import plan
-from synscale.bus.base import Message, PoisonMessage
+from synscale.bus.base import MISSING_ONLY_HEADER, Message, PoisonMessage
 from synscale.errors import InvalidInput
 from synscale.runtime import ServiceContext, Subscription
 from synscale.study import StudySpec, parse_study
@@ -111,8 +111,12 @@ class SubmissionHandler:
     def __call__(self, message: Message) -> None:
         _, spec = parse_submission(message.value)
         planner = self.planner(spec)
+        # The analyzer's reconciler re-submits a stalled study asking for missing work only.
+        missing_only = any(k == MISSING_ONLY_HEADER for k, _ in message.headers)
         published = 0
         for key, job in planner.jobs():
+            if missing_only and self.ctx.store.exists(plan.shard_key_of(job.job)):
+                continue
             self.ctx.publish("generation-jobs", job.SerializeToString(), key=key)
             published += 1
         event = study_pb2.StudyEvent(study_id=spec.study_id, stage="prompts",

@@ -55,10 +55,14 @@ def run_study(
             return None
 
         submit_study(runner.ctx, spec)
+        def over() -> bool:
+            return reported() is not None or bars.finished in ("failed", "cancelled")
+
         with bars:
-            result = runner.pump(
-                until=lambda: reported() is not None or bars.finished in ("failed", "cancelled"),
-                max_messages=max_messages)
+            result = runner.pump(until=over, max_messages=max_messages)
+            # Drained without a report: the analyzer's reconciler re-issues lost work (ADR 0016).
+            while result.stopped_by != "max_messages" and not over() and runner.ctx.run_idle_hooks():
+                result = runner.pump(until=over, max_messages=max_messages)
             runner.drain("listener")  # the last events (analysis, done) reach the bars
         ready = reported()
         base = runner.store.root / runner.store.bucket

@@ -93,6 +93,18 @@ class ObjectStore(ABC):
     def delete(self, key: str) -> None:
         """Remove an object; deleting a missing key is not an error."""
 
+    def children(self, prefix: str) -> tuple[str, ...]:
+        """Sorted distinct names one level below `prefix` (which ends with "/").
+
+        What a reconciler needs to find every study without listing every image: S3
+        answers it with a delimiter listing; this default derives it from list().
+        """
+        names = {info.key[len(prefix):].split("/", 1)[0] for info in self.list(prefix)}
+        return tuple(sorted(n for n in names if n))
+
+    def ping(self) -> None:  # noqa: B027 - optional hook
+        """Raise StoreUnavailable unless the store answers now (a local folder always does)."""
+
     def exists(self, key: str) -> bool:
         return self.stat(key) is not None
 

@@ -126,6 +126,13 @@ class FileStore(ObjectStore):
             if info is not None:
                 yield info
 
+    def children(self, prefix: str) -> tuple[str, ...]:
+        folder = self.base / prefix.rstrip("/") if prefix.strip("/") else self.base
+        if not folder.is_dir():
+            return ()
+        return tuple(sorted(p.name for p in folder.iterdir()
+                      if p.name != _META_DIR and not p.name.startswith(".tmp-")))
+
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
         self._meta_path(key).unlink(missing_ok=True)

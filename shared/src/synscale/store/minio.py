@@ -11,7 +11,7 @@ from typing import Any
 
 import urllib3
 from minio import Minio
-from minio.error import S3Error
+from minio.error import InvalidResponseError, S3Error, ServerError
 
 from synscale.store.base import (
     ObjectInfo,
@@ -26,6 +26,17 @@ from synscale.store.base import (
 PART_SIZE = 8 * 1024 * 1024  # objects above this go up as multipart uploads
 _AUTH_CODES = {"SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "InvalidToken"}
 _MISSING_CODES = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
+# Answers that mean "the server is busy, starting or partly down", not "your request is bad":
+# waited out by the consume loop (ADR 0014), like a refused connection.
+_TRANSIENT_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout",
+                    "XMinioServerNotInitialized", "XMinioReadQuorum", "XMinioWriteQuorum",
+                    "OperationTimedOut", "XAmzContentSHA256Mismatch"}
+
+
+def _status(exc: BaseException) -> int:
+    response = getattr(exc, "response", None)
+    code = getattr(response, "status", 0) or getattr(exc, "_status_code", 0) or getattr(exc, "_code", 0)
+    return int(code or 0)
 
 
 class MinioStore(ObjectStore):
@@ -48,6 +59,7 @@ class MinioStore(ObjectStore):
         create_bucket: bool = True,
         timeout_s: float = 30.0,
         retries: int = 2,
+        connect: bool = True,
     ) -> None:
         if not access_key or not secret_key:
             raise StoreAuthError("S3 credentials are missing: set S3_ACCESS_KEY and S3_SECRET_KEY")
@@ -63,8 +75,22 @@ class MinioStore(ObjectStore):
             endpoint, access_key=access_key, secret_key=secret_key, secure=secure,
             region=region, http_client=http,
         )
-        if create_bucket:
-            self._call("open bucket", self._ensure_bucket)
+        self._create_bucket = create_bucket
+        self._bucket_ready = not create_bucket
+        if connect:
+            self.ping()
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the server answers now; create the bucket once.
+
+        With `connect=False` the constructor does not call this, so a service can start
+        while the store is down; the first operation (or the service's health loop) does.
+        """
+        if self._create_bucket and not self._bucket_ready:
+            self._translated("open bucket", self._ensure_bucket)
+            self._bucket_ready = True
+        else:
+            self._translated("ping", self.client.bucket_exists, self.bucket)
 
     def _ensure_bucket(self) -> None:
         if not self.client.bucket_exists(self.bucket):
@@ -75,10 +101,20 @@ class MinioStore(ObjectStore):
                     raise
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run an SDK call (the bucket opened first) with its failures translated."""
+        if not self._bucket_ready:
+            self.ping()
+        return self._translated(what, fn, *args, **kwargs)
+
+    def _translated(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run an SDK call and translate its failures into the store's error types."""
         try:
             return fn(*args, **kwargs)
         except S3Error as exc:
+            if exc.code in _TRANSIENT_CODES or _status(exc) >= 500 or _status(exc) == 429:
+                raise StoreUnavailable(
+                    f"S3 at {self.endpoint} is unavailable during {what}: {exc.code}: {exc.message}"
+                ) from exc
             if exc.code in _AUTH_CODES:
                 raise StoreAuthError(
                     f"S3 at {self.endpoint} rejected the credentials ({exc.code}) during {what}; "
@@ -88,6 +124,10 @@ class MinioStore(ObjectStore):
                 missing = f"{self.bucket}/{exc.object_name or ''}"
                 raise ObjectNotFound(f"{missing} does not exist ({what})") from None
             raise StoreError(f"S3 {what} failed: {exc.code}: {exc.message}") from exc
+        except (ServerError, InvalidResponseError) as exc:
+            if isinstance(exc, ServerError) or _status(exc) >= 500 or _status(exc) == 429:
+                raise StoreUnavailable(f"S3 at {self.endpoint} is unavailable during {what}: {exc}") from exc
+            raise StoreError(f"S3 {what} failed: {exc}") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise StoreUnavailable(
                 f"S3 endpoint {self.endpoint} is unreachable during {what}: {exc}"
@@ -164,8 +204,15 @@ class MinioStore(ObjectStore):
         try:
             for obj in objects:
                 yield ObjectInfo(key=obj.object_name, size=int(obj.size or 0))
-        except S3Error as exc:
-            self._call(f"list {prefix}", _raise, exc)
+        except (S3Error, ServerError, InvalidResponseError, urllib3.exceptions.HTTPError, OSError) as exc:
+            self._translated(f"list {prefix}", _raise, exc)
+
+    def children(self, prefix: str) -> tuple[str, ...]:
+        def names() -> tuple[str, ...]:
+            found = self.client.list_objects(self.bucket, prefix=prefix, recursive=False)
+            return tuple(sorted({o.object_name[len(prefix):].rstrip("/") for o in found} - {""}))
+
+        return tuple(self._call(f"list {prefix}", names))
 
     def delete(self, key: str) -> None:
         key = self._check_key(key)

@@ -95,19 +95,33 @@ class StageProgress(_message.Message):
     total: int
     def __init__(self, stage: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
 
+class Reissue(_message.Message):
+    __slots__ = ("stage", "count", "reason", "at")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    count: int
+    reason: str
+    at: str
+    def __init__(self, stage: _Optional[str] = ..., count: _Optional[int] = ..., reason: _Optional[str] = ..., at: _Optional[str] = ...) -> None: ...
+
 class StudyStatus(_message.Message):
-    __slots__ = ("study_id", "state", "stages", "error", "report")
+    __slots__ = ("study_id", "state", "stages", "error", "report", "reissued")
     STUDY_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     STAGES_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     REPORT_FIELD_NUMBER: _ClassVar[int]
+    REISSUED_FIELD_NUMBER: _ClassVar[int]
     study_id: str
     state: str
     stages: _containers.RepeatedCompositeFieldContainer[StageProgress]
     error: str
     report: ReportReady
-    def __init__(self, study_id: _Optional[str] = ..., state: _Optional[str] = ..., stages: _Optional[_Iterable[_Union[StageProgress, _Mapping]]] = ..., error: _Optional[str] = ..., report: _Optional[_Union[ReportReady, _Mapping]] = ...) -> None: ...
+    reissued: _containers.RepeatedCompositeFieldContainer[Reissue]
+    def __init__(self, study_id: _Optional[str] = ..., state: _Optional[str] = ..., stages: _Optional[_Iterable[_Union[StageProgress, _Mapping]]] = ..., error: _Optional[str] = ..., report: _Optional[_Union[ReportReady, _Mapping]] = ..., reissued: _Optional[_Iterable[_Union[Reissue, _Mapping]]] = ...) -> None: ...
 
 class SubmitStudyRequest(_message.Message):
     __slots__ = ("spec_yaml",)
