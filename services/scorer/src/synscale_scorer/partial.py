@@ -5,7 +5,8 @@ cell: per-class counts, confusion rows, reference-feature sums, Inception statis
 (raw float32 rows while that is smaller than the float64 sums, else n/Σx/Σxxᵀ), the
 shard's members of the per-class FID sample and of the LPIPS pair sample, and the
 problems met. With CAS on (off by default) it also keeps the images CAS trains on, the
-ones with index < `cas_per_class`: bounded by that cap, not by the cell. Written to `score_key(..., "partials/<shard name>.npz")`.
+ones with index < `cas_per_class`: bounded by that cap, not by the cell. Written to
+`score_key(..., "partials/<shard name>.npz")`.
 """
 
 from __future__ import annotations
