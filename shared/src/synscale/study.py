@@ -123,7 +123,12 @@ class TrainingRecipe(_Strict):
 
 class EvaluationSpec(_Strict):
     id: str = "fashion-mnist-test"
-    ood: list[str] = Field(default_factory=lambda: ["inverted", "rotated", "sketch", "noise", "rescaled"])
+    # The calibrated embedded suite (synscale_trainer.ood.SHIFTS; docs/trainer.md).
+    ood: list[str] = Field(
+        default_factory=lambda: [
+            "rotation", "scale", "translation", "blur", "contrast", "elastic", "edge-sketch"
+        ]
+    )
     limit: int = Field(0, ge=0)  # evaluate on the first `limit` images of each set (0 = all)
 
 
