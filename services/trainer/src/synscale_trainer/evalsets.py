@@ -83,13 +83,8 @@ def noise(images: np.ndarray, indices: np.ndarray, sigma: float = NOISE_SIGMA) -
 
 
 def rescale(images: np.ndarray, indices: np.ndarray, size: int = RESCALED_SIZE) -> np.ndarray:
-    h, w = images.shape[1:]
-    out = np.zeros_like(images)
-    top, left = (h - size) // 2, (w - size) // 2
-    for i, img in enumerate(images):
-        small = np.asarray(Image.fromarray(img).resize((size, size), BILINEAR))
-        out[i, top : top + size, left : left + size] = small
-    return out
+    """Shrunk to `size` x `size` and centred: `ood.scale` at the matching factor."""
+    return ood.scale(images, indices, factor=size / images.shape[1])
 
 
 OOD_TRANSFORMS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
