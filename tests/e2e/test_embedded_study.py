@@ -50,7 +50,7 @@ def test_toy_study_runs_end_to_end(toy: StudySpec, straight: tuple[Path, dict]) 
     data, doc = straight
     labels = {(s["label"], s["eval_set"]) for s in doc["series"]}
     cells = [f"embedded|cfg={c:g}|classname" for c in toy.generators[0].cfg]
-    for es in ("fashion-mnist-test", "inverted"):
+    for es in ("fashion-mnist-test", *toy.evaluation.ood):
         assert ("real", es) in labels
         assert all((c, es) in labels for c in cells)
     real = next(s for s in doc["series"] if s["label"] == "real" and s["eval_set"] == "fashion-mnist-test")

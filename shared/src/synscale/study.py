@@ -101,6 +101,9 @@ class ScoringSpec(_Strict):
     lpips: bool = True
     lpips_pairs: int = Field(64, ge=0)
     fid_samples_per_class: int = Field(100, ge=2)
+    # CAS (train on the cell's images, test on real; Fashion-MNIST classes): a CNN per cell.
+    cas: bool = False
+    cas_per_class: int = Field(1000, ge=1)  # images per class it trains on (index < this)
 
 
 class TrainingRecipe(_Strict):
@@ -120,7 +123,12 @@ class TrainingRecipe(_Strict):
 
 class EvaluationSpec(_Strict):
     id: str = "fashion-mnist-test"
-    ood: list[str] = Field(default_factory=lambda: ["inverted", "rotated", "sketch", "noise", "rescaled"])
+    # The calibrated embedded suite (synscale_trainer.ood.SHIFTS; docs/trainer.md).
+    ood: list[str] = Field(
+        default_factory=lambda: [
+            "rotation", "scale", "translation", "blur", "contrast", "elastic", "edge-sketch"
+        ]
+    )
     limit: int = Field(0, ge=0)  # evaluate on the first `limit` images of each set (0 = all)
 
 

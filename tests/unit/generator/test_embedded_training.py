@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +90,60 @@ def test_captions_cover_every_strategy_style() -> None:
         assert f"{name}, {CLASS_TEXT[k].description}" in caps[k]
         assert f"a bad photo of a {name}." in caps[k]  # an OpenAI CLIP template
         assert abs(sum(caption_weights(k)) - 1) < 1e-9
+
+
+def test_a_second_stage_starts_from_a_weights_file(tmp_path: Path, data, captions) -> None:
+    first = _trainer(tmp_path / "a", data, captions)
+    first.export(tmp_path / WEIGHTS_NAME, first.run(max_steps=3, progress=False), command="stage 1")
+    from synscale_generator.embedded.weights import sha256_of
+
+    sha = sha256_of(tmp_path / WEIGHTS_NAME)
+    stage2 = TrainConfig(**{**CONFIG.__dict__, "init_from": str(tmp_path / WEIGHTS_NAME), "init_sha256": sha,
+                            "decay_steps": 6, "ema_decay": 0.9})
+    second = _trainer(tmp_path / "b", data, captions, stage2)
+    loaded = load_weights(tmp_path / WEIGHTS_NAME)
+    for key, value in loaded.unet.state_dict().items():
+        assert torch.equal(second.unet.state_dict()[key], value), key
+        assert torch.equal(second.ema.state_dict()[key], value), key
+    assert second.init_info["steps"] == 3
+    fp = stage2.fingerprint()
+    assert fp["init_sha256"] == sha and "init_from" not in fp and fp["decay_steps"] == 6
+    second.export(tmp_path / "b" / WEIGHTS_NAME, second.run(max_steps=2, progress=False), command="stage 2")
+    info = load_weights(tmp_path / "b" / WEIGHTS_NAME).info
+    assert info["init"]["sha256"] == sha and info["init"]["info"]["steps"] == 3
+    assert f"--init-from {WEIGHTS_NAME}" in info["reproduce"] and "--decay-steps 6" in info["reproduce"]
+
+    wrong = TrainConfig(**{**stage2.__dict__, "init_sha256": "0" * 64})
+    with pytest.raises(ValueError, match="sha256"):
+        _trainer(tmp_path / "c", data, captions, wrong)
+
+
+def test_the_default_fingerprint_is_unchanged_by_the_stage_options() -> None:
+    """Checkpoints of the first stage (written before these options existed) still resume."""
+    fp = TrainConfig().fingerprint()
+    assert not {"decay_steps", "min_snr_gamma", "init_sha256", "init_from", "autocast"} & fp.keys()
+
+
+def test_cosine_decay_of_the_learning_rate(tmp_path: Path, data, captions) -> None:
+    cfg = TrainConfig(**{**CONFIG.__dict__, "decay_steps": 25})
+    trainer = _trainer(tmp_path, data, captions, cfg)
+    lrs = [trainer._lr(s) for s in range(30)]
+    assert lrs[4] == pytest.approx(cfg.lr)  # end of the 5 warm-up steps
+    assert all(a >= b for a, b in itertools.pairwise(lrs[4:]))
+    assert lrs[25] == pytest.approx(0.0, abs=1e-12) and lrs[29] == pytest.approx(0.0, abs=1e-12)
+    assert _trainer(tmp_path / "const", data, captions)._lr(29) == cfg.lr  # the default stays constant
+
+
+def test_min_snr_weighting(tmp_path: Path, data, captions) -> None:
+    cfg = TrainConfig(**{**CONFIG.__dict__, "min_snr_gamma": 5.0})
+    trainer = _trainer(tmp_path, data, captions, cfg)
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.randn(4, 4, 2, 2, generator=g), torch.randn(4, 4, 2, 2, generator=g)
+    alpha = torch.tensor([0.99, 0.9, 0.5, 0.01])  # SNR 99, 9, 1, 0.0101
+    loss, mse = trainer._loss(pred, target, alpha)
+    per = (pred - target).pow(2).mean(dim=(1, 2, 3))
+    weight = torch.tensor([5 / 99, 5 / 9, 1.0, 1.0])
+    assert float(loss) == pytest.approx(float((weight * per).mean()), rel=1e-5)
+    assert mse == pytest.approx(float(per.mean()), rel=1e-6)  # the logged loss stays the plain MSE
+    plain, plain_mse = _trainer(tmp_path / "p", data, captions)._loss(pred, target, alpha)
+    assert float(plain) == plain_mse == pytest.approx(float(per.mean()), rel=1e-6)

@@ -108,6 +108,9 @@ class CellScoreRecord:
     lpips: float = float("nan")
     scored: int = 0
     skipped: int = 0
+    cas: float = float("nan")  # train-on-synthetic / test-on-real accuracy (scorer cas.py)
+    cas_low: float = float("nan")  # its Wilson 95% interval
+    cas_high: float = float("nan")
 
     @property
     def cell(self) -> str:

@@ -45,8 +45,16 @@ def score_record(result: scorer_pb2.ScoreResult) -> CellScoreRecord:
         generator=result.cell.generator, cfg=float(result.cell.cfg), strategy=result.cell.strategy,
         macro_f1=_f(result.macro_f1), diversity=_f(result.diversity), classes=classes,
         fid=_f(result.fid), kid_mean=_f(result.kid_mean), lpips=_f(result.lpips),
-        scored=int(result.scored), skipped=int(result.skipped),
+        scored=int(result.scored), skipped=int(result.skipped), **_cas(result),
     )
+
+
+def _cas(result: scorer_pb2.ScoreResult) -> dict[str, float]:
+    """CAS fields; a scorer that did not compute CAS leaves them 0 (proto3), and a real
+    CAS always has an upper bound > 0, so 0 there means "not computed"."""
+    if not result.cas_high > 0:
+        return {}
+    return {"cas": _f(result.cas), "cas_low": _f(result.cas_low), "cas_high": _f(result.cas_high)}
 
 
 def analysis_input(state: StudyState) -> AnalysisInput:

@@ -17,6 +17,7 @@ import torch
 
 from synscale import ids
 from synscale_scorer import metrics
+from synscale_scorer.cas import CasRecipe, CasResult, for_classes
 from synscale_scorer.partial import ShardPartial
 from synscale_scorer.perceptual import pairwise_lpips
 from synscale_scorer.plan import CellPlan
@@ -35,6 +36,7 @@ class _ClassAcc:
     ref_sumsq: np.ndarray | None = None
     sample: dict[int, np.ndarray] = field(default_factory=dict)
     lpips_images: dict[int, np.ndarray] = field(default_factory=dict)
+    cas_images: dict[int, np.ndarray] = field(default_factory=dict)
     fid: float = math.nan
     fid_n: int = 0
     fid_done: bool = False
@@ -89,6 +91,8 @@ class CellAggregator:
                 acc.sample.update(zip(part.sample_index.tolist(), part.sample_rows, strict=True))
             if part.lpips_images is not None:
                 acc.lpips_images.update(zip(part.lpips_index.tolist(), part.lpips_images, strict=True))
+            if part.cas_images is not None:
+                acc.cas_images.update(zip(part.cas_index.tolist(), part.cas_images, strict=True))
             self._maybe_finish_class(cid, acc)
 
     def _problem(self, shard: str, key: str, reason: str, count: int) -> None:
@@ -170,6 +174,7 @@ class CellAggregator:
             )
         if plan.options.fid and self.real is None:
             self.notes.append("FID/KID skipped: no real set")
+        cas = self._cas()
         return CellScores(
             study_id=plan.study_id, cell=plan.cell, classes=rows,
             macro_f1=metrics.macro_f1([metrics.PRF(r.precision, r.recall, r.f1) for r in rows]),
@@ -182,7 +187,23 @@ class CellAggregator:
             confusion=confusion.tolist() if have_ref else [],
             reference=self.info.get("reference", ""), extractor=self.info.get("extractor", ""),
             options=plan.options.as_dict(), shards=sorted(self.partials), notes=self.notes,
+            cas=cas.accuracy if cas else math.nan, cas_low=cas.low if cas else math.nan,
+            cas_high=cas.high if cas else math.nan, cas_n=cas.n_train if cas else 0,
         )
+
+    def _cas(self) -> CasResult | None:
+        """CAS of the retained images (cas.py), or None with a note saying why not."""
+        if not self.plan.options.cas:
+            return None
+        cap = self.plan.options.cas_max_steps
+        recipe = CasRecipe(min_steps=min(CasRecipe.min_steps, cap), max_steps=cap)
+        per_class = {cid: acc.cas_images for cid, acc in self.classes.items() if acc.cas_images}
+        result, note = for_classes(per_class, self.plan.class_ids, recipe)
+        if note:
+            self.notes.append(note)
+        for acc in self.classes.values():
+            acc.cas_images.clear()
+        return result
 
 
 def _add(total: np.ndarray | None, part: np.ndarray | None) -> np.ndarray | None:

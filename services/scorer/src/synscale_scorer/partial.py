@@ -4,7 +4,9 @@ A partial holds everything the cell needs from one shard and nothing that grows 
 cell: per-class counts, confusion rows, reference-feature sums, Inception statistics
 (raw float32 rows while that is smaller than the float64 sums, else n/Σx/Σxxᵀ), the
 shard's members of the per-class FID sample and of the LPIPS pair sample, and the
-problems met. Written to `score_key(..., "partials/<shard name>.npz")`.
+problems met. With CAS on (off by default) it also keeps the images CAS trains on, the
+ones with index < `cas_per_class`: bounded by that cap, not by the cell. Written to
+`score_key(..., "partials/<shard name>.npz")`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from synscale_scorer import npzio
 from synscale_scorer.stats import FeatureMoments
 
 FORMAT = 1
+_ARRAYS = ("confusion", "ref_sum", "ref_sumsq", "sample_rows", "lpips_images", "cas_images")
 
 
 @dataclass
@@ -30,6 +33,8 @@ class ClassPart:
     sample_rows: np.ndarray | None = None  # (k, d) float32 Inception rows, index < K
     lpips_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     lpips_images: np.ndarray | None = None  # (m, C, H, W) uint8
+    cas_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    cas_images: np.ndarray | None = None  # (m, C, H, W) uint8: the CAS training images, index < cap
 
 
 @dataclass
@@ -60,12 +65,14 @@ class ShardPartial:
         for i, cid in enumerate(order):
             part = self.classes[cid]
             arrays[f"c{i}.n"] = np.array(part.n, dtype=np.int64)
-            for name in ("confusion", "ref_sum", "ref_sumsq", "sample_rows", "lpips_images"):
+            for name in _ARRAYS:
                 value = getattr(part, name)
                 if value is not None:
                     arrays[f"c{i}.{name}"] = value
             arrays[f"c{i}.sample_index"] = part.sample_index.astype(np.int64)
             arrays[f"c{i}.lpips_index"] = part.lpips_index.astype(np.int64)
+            if len(part.cas_index):
+                arrays[f"c{i}.cas_index"] = part.cas_index.astype(np.int64)
         if self.inception_rows is not None:
             arrays["inception.rows"] = self.inception_rows.astype(np.float32)
         if self.inception_moments is not None:
@@ -86,10 +93,11 @@ class ShardPartial:
                   skipped=int(meta.get("skipped", 0)), info=dict(meta.get("info", {})))
         for i, cid in enumerate(meta["classes"]):
             part = ClassPart(n=int(arrays[f"c{i}.n"]))
-            for name in ("confusion", "ref_sum", "ref_sumsq", "sample_rows", "lpips_images"):
+            for name in _ARRAYS:
                 setattr(part, name, arrays.get(f"c{i}.{name}"))
             part.sample_index = arrays[f"c{i}.sample_index"]
             part.lpips_index = arrays[f"c{i}.lpips_index"]
+            part.cas_index = arrays.get(f"c{i}.cas_index", np.zeros(0, np.int64))
             out.classes[cid] = part
         out.inception_rows = arrays.get("inception.rows")
         if "inception.outer" in arrays:

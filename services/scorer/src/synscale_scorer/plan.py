@@ -37,6 +37,9 @@ class ScoringOptions:
     lpips: bool = True
     lpips_pairs: int = 64
     fid_samples_per_class: int = 100
+    cas: bool = False
+    cas_per_class: int = 1000
+    cas_max_steps: int = 1500  # cap of the CAS classifier's training steps (cas.CasRecipe)
     lpips_net: str = "alex"
     lpips_min_size: int = 64
     kid_max_rows: int = 2000
@@ -50,7 +53,8 @@ class ScoringOptions:
         for f in ("lpips_pairs", "kid_max_rows", "kid_subsets", "rows_threshold", "max_problems"):
             if getattr(self, f) < 0:
                 raise InvalidInput(f"scoring.{f}", f"must be >= 0, got {getattr(self, f)}")
-        for f in ("fid_samples_per_class", "batch_size", "kid_subset_size", "lpips_min_size"):
+        for f in ("fid_samples_per_class", "batch_size", "kid_subset_size", "lpips_min_size", "cas_per_class",
+                  "cas_max_steps"):
             if getattr(self, f) < 1:
                 raise InvalidInput(f"scoring.{f}", f"must be >= 1, got {getattr(self, f)}")
         if self.lpips_net not in ("alex", "vgg"):
@@ -62,7 +66,7 @@ class ScoringOptions:
         base = cls() if spec is None else cls(
             recognizability=spec.recognizability, diversity=spec.diversity, fid=spec.fid,
             lpips=spec.lpips, lpips_pairs=spec.lpips_pairs,
-            fid_samples_per_class=spec.fid_samples_per_class,
+            fid_samples_per_class=spec.fid_samples_per_class, cas=spec.cas, cas_per_class=spec.cas_per_class,
         )
         e = Env(env)  # bad values are SettingsErrors naming the variable
         updates: dict[str, Any] = {}

@@ -56,6 +56,10 @@ class CellScores:
     options: dict[str, Any] = field(default_factory=dict)
     shards: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    cas: float = math.nan  # train-on-synthetic / test-on-real accuracy (cas.py), NaN when off
+    cas_low: float = math.nan  # its Wilson 95% interval on the real test images
+    cas_high: float = math.nan
+    cas_n: int = 0  # images CAS trained on
 
     # -- JSON --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -97,7 +101,7 @@ class CellScores:
             macro_f1=self.macro_f1, diversity=self.diversity, fid=self.fid,
             kid_mean=self.kid_mean, kid_std=self.kid_std, lpips=self.lpips,
             scored=self.scored, skipped=self.skipped, bucket=bucket, json_key=json_key,
-            table_key=table_key,
+            table_key=table_key, cas=self.cas, cas_low=self.cas_low, cas_high=self.cas_high,
         )
 
 
@@ -116,7 +120,7 @@ def _nan_to_none(obj: Any) -> Any:
 
 
 _FLOAT_FIELDS = {"precision", "recall", "f1", "diversity_std", "lpips", "fid", "macro_f1",
-                 "diversity", "kid_mean", "kid_std"}
+                 "diversity", "kid_mean", "kid_std", "cas", "cas_low", "cas_high"}
 
 
 def _none_to_nan(d: dict[str, Any]) -> dict[str, Any]:

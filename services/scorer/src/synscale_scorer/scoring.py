@@ -93,6 +93,7 @@ class PartialBuilder:
             self.opts.recognizability or self.opts.diversity)
         self.use_inception = nets.inception is not None and self.opts.fid
         self.use_lpips = self.opts.lpips
+        self.use_cas = self.opts.cas
         self.columns = (columns_for(nets.reference, plan.class_ids)
                         if self.use_reference and nets.reference is not None else [])
         self.rows: list[np.ndarray] = []
@@ -100,6 +101,7 @@ class PartialBuilder:
         self.threshold = self.opts.rows_threshold or 2 * nets.inception_dim
         self._samples: dict[str, list[tuple[int, np.ndarray]]] = {}
         self._lpips: dict[str, list[tuple[int, np.ndarray]]] = {}
+        self._cas: dict[str, list[tuple[int, np.ndarray]]] = {}
         self.partial.info = {
             "reference": getattr(nets.reference, "name", "") if self.use_reference else "",
             "extractor": nets.extractor_id if self.use_inception else "",
@@ -117,6 +119,9 @@ class PartialBuilder:
         self.meter.hold(1)
         if self.use_lpips and index in self.plan.lpips_members(class_id):
             self._lpips.setdefault(class_id, []).append((index, image.copy()))
+            self.meter.retain(1)
+        if self.use_cas and index < self.opts.cas_per_class:  # CAS trains on these (cas.py)
+            self._cas.setdefault(class_id, []).append((index, image.copy()))
             self.meter.retain(1)
         if len(self.pending.images) >= self.opts.batch_size:
             self.flush()
@@ -193,11 +198,18 @@ class PartialBuilder:
             part.sample_index = np.array([i for i, _ in items], np.int64)
             part.sample_rows = np.stack([r for _, r in items]).astype(np.float32)
         for cid, items in self._lpips.items():
-            items.sort(key=lambda t: t[0])
             part = self._part(cid)
-            part.lpips_index = np.array([i for i, _ in items], np.int64)
-            part.lpips_images = np.stack([im for _, im in items])
+            part.lpips_index, part.lpips_images = _by_index(items)
+        for cid, items in self._cas.items():
+            part = self._part(cid)
+            part.cas_index, part.cas_images = _by_index(items)
         return self.partial
+
+
+def _by_index(items: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, stacked images) of retained (index, image) pairs, in index order."""
+    items.sort(key=lambda t: t[0])
+    return np.array([i for i, _ in items], np.int64), np.stack([im for _, im in items])
 
 
 def check_sample(plan: CellPlan, png: bytes, meta: dict[str, Any],

@@ -28,7 +28,7 @@ class ClassScore(_message.Message):
     def __init__(self, class_id: _Optional[str] = ..., n: _Optional[int] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., f1: _Optional[float] = ..., diversity_std: _Optional[float] = ..., lpips: _Optional[float] = ..., fid: _Optional[float] = ...) -> None: ...
 
 class ScoreResult(_message.Message):
-    __slots__ = ("study_id", "cell", "classes", "macro_f1", "diversity", "fid", "kid_mean", "kid_std", "lpips", "scored", "skipped", "bucket", "json_key", "table_key")
+    __slots__ = ("study_id", "cell", "classes", "macro_f1", "diversity", "fid", "kid_mean", "kid_std", "lpips", "scored", "skipped", "bucket", "json_key", "table_key", "cas", "cas_low", "cas_high")
     STUDY_ID_FIELD_NUMBER: _ClassVar[int]
     CELL_FIELD_NUMBER: _ClassVar[int]
     CLASSES_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,9 @@ class ScoreResult(_message.Message):
     BUCKET_FIELD_NUMBER: _ClassVar[int]
     JSON_KEY_FIELD_NUMBER: _ClassVar[int]
     TABLE_KEY_FIELD_NUMBER: _ClassVar[int]
+    CAS_FIELD_NUMBER: _ClassVar[int]
+    CAS_LOW_FIELD_NUMBER: _ClassVar[int]
+    CAS_HIGH_FIELD_NUMBER: _ClassVar[int]
     study_id: str
     cell: _common_pb2.CellId
     classes: _containers.RepeatedCompositeFieldContainer[ClassScore]
@@ -57,7 +60,10 @@ class ScoreResult(_message.Message):
     bucket: str
     json_key: str
     table_key: str
-    def __init__(self, study_id: _Optional[str] = ..., cell: _Optional[_Union[_common_pb2.CellId, _Mapping]] = ..., classes: _Optional[_Iterable[_Union[ClassScore, _Mapping]]] = ..., macro_f1: _Optional[float] = ..., diversity: _Optional[float] = ..., fid: _Optional[float] = ..., kid_mean: _Optional[float] = ..., kid_std: _Optional[float] = ..., lpips: _Optional[float] = ..., scored: _Optional[int] = ..., skipped: _Optional[int] = ..., bucket: _Optional[str] = ..., json_key: _Optional[str] = ..., table_key: _Optional[str] = ...) -> None: ...
+    cas: float
+    cas_low: float
+    cas_high: float
+    def __init__(self, study_id: _Optional[str] = ..., cell: _Optional[_Union[_common_pb2.CellId, _Mapping]] = ..., classes: _Optional[_Iterable[_Union[ClassScore, _Mapping]]] = ..., macro_f1: _Optional[float] = ..., diversity: _Optional[float] = ..., fid: _Optional[float] = ..., kid_mean: _Optional[float] = ..., kid_std: _Optional[float] = ..., lpips: _Optional[float] = ..., scored: _Optional[int] = ..., skipped: _Optional[int] = ..., bucket: _Optional[str] = ..., json_key: _Optional[str] = ..., table_key: _Optional[str] = ..., cas: _Optional[float] = ..., cas_low: _Optional[float] = ..., cas_high: _Optional[float] = ...) -> None: ...
 
 class ScoreShardsRequest(_message.Message):
     __slots__ = ("study_id", "cell", "shards")

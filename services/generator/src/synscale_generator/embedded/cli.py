@@ -52,6 +52,23 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--ema-decay", type=float, default=0.995, help="EMA decay of the exported weights")
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start from this weights file (a second training stage) instead of a random init",
+    )
+    p.add_argument(
+        "--decay-steps",
+        type=int,
+        default=0,
+        help="cosine-decay the learning rate to 0 at this step (use with --steps; 0 = constant lr)",
+    )
+    p.add_argument("--min-snr-gamma", type=float, default=0.0, help="Min-SNR-γ loss weighting (0 = off)")
+    p.add_argument(
+        "--autocast", default="", choices=("", "bfloat16"), help="bf16 autocast (faster on AVX512-BF16 CPUs)"
+    )
     p.add_argument(
         "--threads",
         type=int,
@@ -87,7 +104,28 @@ def run_train_generator(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     _checkpoint_on_sigterm()
-    config = TrainConfig(seed=args.seed, batch_size=args.batch_size, lr=args.lr)
+    if not 0 < args.ema_decay < 1:
+        raise InvalidInput("--ema-decay", f"must be in (0, 1), got {args.ema_decay}")
+    if args.decay_steps < 0 or args.min_snr_gamma < 0:
+        raise InvalidInput("--decay-steps/--min-snr-gamma", "must not be negative")
+    init = ""
+    init_sha = ""
+    if args.init_from is not None:
+        from .weights import load_weights, sha256_of
+
+        load_weights(args.init_from)  # a missing or altered file fails here, naming it
+        init, init_sha = str(args.init_from), sha256_of(args.init_from)
+    config = TrainConfig(
+        seed=args.seed,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        ema_decay=args.ema_decay,
+        decay_steps=args.decay_steps,
+        min_snr_gamma=args.min_snr_gamma,
+        init_from=init,
+        init_sha256=init_sha,
+        autocast=args.autocast,
+    )
     command = shlex.join(["synscale", *sys.argv[1:]]) if sys.argv[0].endswith("synscale") else ""
     result = train(
         config,

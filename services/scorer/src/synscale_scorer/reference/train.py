@@ -60,6 +60,56 @@ def evaluate(model: FashionCNN, images: np.ndarray, labels: np.ndarray, batch: i
     return correct / max(1, len(labels))
 
 
+def fit(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    generator: torch.Generator,
+    log_every: int = 0,
+) -> FashionCNN:
+    """The reference recipe: a fresh FashionCNN trained for `steps` AdamW steps on uint8
+    (N, 32, 32) images with a one-cycle lr and random horizontal flips.
+
+    Shared by the reference itself (real data) and by CAS (synthetic data, `cas.py`), so
+    "the same recipe" in a train-on-synthetic / test-on-real comparison is one function.
+    Epochs are drawn in full permutations of the data; the last one may be cut short.
+    """
+    x_all = _to_tensor(images)
+    y_all = torch.from_numpy(np.array(labels, dtype=np.int64))
+    model = FashionCNN()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    step, total, seen = 0, 0.0, 0
+    while step < steps:
+        order = torch.randperm(len(y_all), generator=generator)
+        for i in range(0, len(y_all), batch_size):
+            if step >= steps:
+                break
+            idx = order[i : i + batch_size]
+            x = x_all[idx]
+            # Horizontal flips: Fashion-MNIST classes are mirror-symmetric in meaning.
+            flip = torch.rand(len(idx), generator=generator) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            loss = loss_fn(model(x), y_all[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            total += loss.item() * len(idx)
+            seen += len(idx)
+            if log_every and step % log_every == 0:
+                log.info("step %d/%d loss %.4f", step, steps, total / max(1, seen))
+                total, seen = 0.0, 0
+    return model.eval()
+
+
 def train_reference(out: Path, cfg: TrainConfig) -> TrainReport:
     """Train, evaluate on the real test split, write safetensors + .sha256 + .json card."""
     from safetensors.torch import save_file
@@ -71,37 +121,14 @@ def train_reference(out: Path, cfg: TrainConfig) -> TrainReport:
 
     train = fashion_mnist.load("train")
     test = fashion_mnist.load("test")
-    images = _to_tensor(train.images[: cfg.limit or None])
-    labels = torch.from_numpy(np.array(train.labels[: cfg.limit or None]))
-
-    model = FashionCNN()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    images = train.images[: cfg.limit or None]
+    labels = train.labels[: cfg.limit or None]
     steps_per_epoch = (len(labels) + cfg.batch_size - 1) // cfg.batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch
-    )
-    loss_fn = nn.CrossEntropyLoss()
     start = time.perf_counter()
-    for epoch in range(cfg.epochs):
-        model.train()
-        order = torch.randperm(len(labels), generator=gen)
-        total = 0.0
-        for i in range(0, len(labels), cfg.batch_size):
-            idx = order[i : i + cfg.batch_size]
-            x = images[idx]
-            # Horizontal flips: Fashion-MNIST classes are mirror-symmetric in meaning.
-            flip = torch.rand(len(idx), generator=gen) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            loss = loss_fn(model(x), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        log.info(
-            "epoch %d/%d loss %.4f (%.0f s)",
-            epoch + 1, cfg.epochs, total / len(labels), time.perf_counter() - start,
-        )
+    model = fit(
+        images, labels, steps=cfg.epochs * steps_per_epoch, batch_size=cfg.batch_size, lr=cfg.lr,
+        weight_decay=cfg.weight_decay, generator=gen, log_every=steps_per_epoch,
+    )
     seconds = time.perf_counter() - start
     n_test = cfg.limit or len(test)
     accuracy = evaluate(model, test.images[:n_test], test.labels[:n_test])
