@@ -320,7 +320,8 @@ SECTIONS = (
      "(Pearson r with a Fisher-z interval). Pooled: the mean within-cell Spearman ρ, tested by "
      "permuting class labels (n = classes, not (cell, class) pairs)."),
     ("class_slopes", "Per-class slopes", "α [95% CI] per class and cell; n.e.: not estimable, with the "
-     "reason (too few test images per class, 0 errors at most sizes, or an interval wider than ±1)."),
+     "reason (too few test images per class, 0 errors at most sizes or at the largest size, or an "
+     "interval wider than ±1)."),
 )
 FIGURE_AFTER = {
     "fig-scaling-id.png": None, "fig-scaling-ood.png": "by_eval_set", "fig-slopes.png": "slopes",
