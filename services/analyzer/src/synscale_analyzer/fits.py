@@ -338,10 +338,14 @@ def _offset(d: glm.Data, level: float) -> Fit:
     prof = profile(d)
     best = prof.best
     phi = glm.dispersion(d, best.pearson, 3)
-    f_stat = max(prof.plain.deviance - best.deviance, 0.0) / phi if phi > 0 else math.inf
+    # The test's denominator is at least binomial noise: a series that a curve passes through
+    # exactly (φ̂ ≈ 0, e.g. a model that predicts one class at every size) must not make any
+    # floor look significant.
+    phi_test = max(phi, 1.0) if d.family == "binomial" else phi
+    f_stat = max(prof.plain.deviance - best.deviance, 0.0) / phi_test if phi_test > 0 else math.inf
     # E = 0 lies on the boundary: the statistic is a 50:50 mixture of 0 and F(1, dof).
     p_value = 0.5 * float(stats.f.sf(f_stat, 1, dof)) if f_stat > 0 else 1.0
-    crit = float(stats.f.ppf(level, 1, dof)) * phi
+    crit = float(stats.f.ppf(level, 1, dof)) * phi_test
     e_lo, e_hi = _profile_interval(d, prof, crit)
     reasons = []
     if p_value >= OFFSET_TEST_LEVEL:
