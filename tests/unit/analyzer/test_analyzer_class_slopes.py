@@ -109,3 +109,13 @@ def test_a_class_that_scales_is_estimable_and_covered() -> None:
             est += 1
             hits += c.alpha_ci[0] <= 0.4 <= c.alpha_ci[1]
     assert est >= 150 and 0.9 <= hits / est <= 0.99
+
+
+def test_one_error_at_every_size_is_not_a_precise_flat_slope(demo: dict[str, Any]) -> None:
+    """Demo trouser, cfg=1|classname: 1 of 46 wrong at all 5 sizes. φ̂ = 0 gives a quasi interval
+    of ±0.00; the counts alone cannot pin α to ±1, so the class is not estimable."""
+    s = demo["series"]["embedded|cfg=1|classname"]
+    errors = [1.0 - a for a in s["accuracy"]["trouser"]]
+    assert len({round(e * 46) for e in errors}) == 1
+    c = class_slope("trouser", s["sizes"], errors, [46] * 5, math.nan, math.nan)
+    assert c.reason == "wide"
