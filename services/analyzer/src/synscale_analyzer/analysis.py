@@ -393,7 +393,7 @@ def slope_rows(analysis: Analysis) -> list[dict[str, Any]]:
     for s in analysis.series:
         ns, means = s.means()
         for form, f in s.fits.items():
-            if form != "power_law" and not f.identified:
+            if form != "power_law" and (not f.identified or s.at_chance):
                 continue
             ext_n = 4 * int(ns[-1])
             ext = f.error_ci(ext_n) if f.ok else (math.nan, math.nan)

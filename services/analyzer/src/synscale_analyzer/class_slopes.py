@@ -25,6 +25,7 @@ REASONS = {
     "few_images": "too few test images per class",
     "few_sizes": "fewer than 3 sizes",
     "zero_errors": "0 errors at most sizes",
+    "zero_at_max": "0 errors at the largest size",
     "wide": "interval too wide",
     "no_fit": "no fit",
 }
@@ -72,10 +73,19 @@ def class_slope(class_id: str, sizes: Sequence[int], errors: Sequence[float], co
     zeros = sum(1 for k in errors_at if k < 0.5)
     if zeros * 2 > len(distinct):
         return out("zero_errors", f"0 errors at {zeros} of {len(distinct)} sizes")
+    if errors_at[-1] < 0.5:
+        # 0 of n at the largest size says only p < ~3/n there (rule of three): a line through
+        # it can be arbitrarily steep, so α is bounded below only and a symmetric interval
+        # would misstate it.
+        return out("zero_at_max", f"0 errors at the largest size (N = {distinct[-1]:g}): α is bounded "
+                                  "below only")
     f = fit(ns.tolist(), errs.tolist(), "power_law", n_test=cnt.tolist())
     if not f.ok or not all(math.isfinite(v) for v in f.alpha_ci):
         return out("no_fit", f.note or "no interval")
     half = (f.alpha_ci[1] - f.alpha_ci[0]) / 2
-    if half > MAX_HALF_WIDTH:
-        return out("wide", f"α = {f.alpha:.2f} ± {half:.2f}")
+    # Judged at least at binomial noise: a class whose counts happen to lie on a line (φ̂ ≈ 0,
+    # e.g. 1 error at every size) has a short quasi interval but tells nothing about α.
+    floor = f.t * math.sqrt(max(float(f.cov_unit[1, 1]), 0.0))
+    if max(half, floor) > MAX_HALF_WIDTH:
+        return out("wide", f"α = {f.alpha:.2f} ± {max(half, floor):.2f}")
     return out("", "", f)

@@ -84,6 +84,8 @@ class Fit:
     dispersion: float = math.nan
     offset_p: float = math.nan  # offset law: p-value of the floor against the plain law
     cov: np.ndarray = field(default_factory=lambda: np.full((2, 2), np.nan), repr=False, compare=False)
+    # The covariance at dispersion 1 (binomial noise alone): what the counts could pin at best.
+    cov_unit: np.ndarray = field(default_factory=lambda: np.full((2, 2), np.nan), repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -131,6 +133,11 @@ class Fit:
             "alpha_se": _num(self.alpha_se),
             "holdout": self.holdout.to_dict() if self.holdout else None, "note": self.note,
         }
+
+
+def _exp(x: float) -> float:
+    """exp that saturates to inf (an interval end of a hopeless fit) instead of raising."""
+    return math.exp(x) if x < 700 else math.inf
 
 
 def _data(n: np.ndarray, y: np.ndarray, n_test: np.ndarray | None) -> glm.Data:
@@ -237,7 +244,8 @@ def _plain(d: glm.Data, level: float, loss: Loss = "linear") -> Fit:
     dof = d.m - 2
     phi = glm.dispersion(d, line.pearson, 2)
     note = "" if dof > 0 else "no interval: as many points as parameters"
-    cov = np.linalg.inv(line.info) * phi if dof > 0 else np.full((2, 2), np.nan)
+    cov_unit = np.linalg.inv(line.info)
+    cov = cov_unit * phi if dof > 0 else np.full((2, 2), np.nan)
     if not line.converged:
         note = (note + "; " if note else "") + "the fit did not converge"
     t = float(stats.t.ppf(0.5 + level / 2, dof)) if dof > 0 else math.nan
@@ -246,9 +254,9 @@ def _plain(d: glm.Data, level: float, loss: Loss = "linear") -> Fit:
     return Fit(
         form="power_law", alpha=alpha, A=math.exp(log_a), E=0.0,
         alpha_ci=(alpha - t * se[1], alpha + t * se[1]),
-        A_ci=(math.exp(log_a - t * se[0]), math.exp(log_a + t * se[0])) if dof > 0 else (math.nan, math.nan),
+        A_ci=(_exp(log_a - t * se[0]), _exp(log_a + t * se[0])) if dof > 0 else (math.nan, math.nan),
         E_ci=(0.0, 0.0), n_points=d.m, sizes=(), rmse_log=_rmse_log(d, glm.mean(beta, d.logn, 0.0)),
-        level=level, note=note, family=d.family, dof=dof, dispersion=phi, cov=cov,
+        level=level, note=note, family=d.family, dof=dof, dispersion=phi, cov=cov, cov_unit=cov_unit,
     )
 
 
@@ -330,10 +338,14 @@ def _offset(d: glm.Data, level: float) -> Fit:
     prof = profile(d)
     best = prof.best
     phi = glm.dispersion(d, best.pearson, 3)
-    f_stat = max(prof.plain.deviance - best.deviance, 0.0) / phi if phi > 0 else math.inf
+    # The test's denominator is at least binomial noise: a series that a curve passes through
+    # exactly (φ̂ ≈ 0, e.g. a model that predicts one class at every size) must not make any
+    # floor look significant.
+    phi_test = max(phi, 1.0) if d.family == "binomial" else phi
+    f_stat = max(prof.plain.deviance - best.deviance, 0.0) / phi_test if phi_test > 0 else math.inf
     # E = 0 lies on the boundary: the statistic is a 50:50 mixture of 0 and F(1, dof).
     p_value = 0.5 * float(stats.f.sf(f_stat, 1, dof)) if f_stat > 0 else 1.0
-    crit = float(stats.f.ppf(level, 1, dof)) * phi
+    crit = float(stats.f.ppf(level, 1, dof)) * phi_test
     e_lo, e_hi = _profile_interval(d, prof, crit)
     reasons = []
     if p_value >= OFFSET_TEST_LEVEL:
@@ -356,7 +368,7 @@ def _offset(d: glm.Data, level: float) -> Fit:
     return Fit(
         form="power_law_offset", alpha=alpha, A=math.exp(log_a), E=best.E,
         alpha_ci=(alpha - t * se[1], alpha + t * se[1]),
-        A_ci=(math.exp(log_a - t * se[0]), math.exp(log_a + t * se[0])), E_ci=(e_lo, e_hi),
+        A_ci=(_exp(log_a - t * se[0]), _exp(log_a + t * se[0])), E_ci=(e_lo, e_hi),
         n_points=d.m, sizes=(), rmse_log=_rmse_log(d, glm.mean(best.beta, d.logn, best.E)), level=level,
         family=d.family, dof=dof, dispersion=phi, offset_p=p_value, cov=cov,
     )

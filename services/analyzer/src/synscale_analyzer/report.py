@@ -64,11 +64,16 @@ def _fmt(x: Any, digits: int = 3) -> str:
 
 
 def _ci(row: dict[str, Any], key: str = "alpha") -> str:
+    """Estimate [interval]; α in fixed decimals (a slope of −0.000535 reads as −0.001)."""
     if row.get(key) is None:
         return "–"
+
+    def fmt(v: Any) -> str:
+        return f"{v:.3f}" if key == "alpha" and isinstance(v, float) and math.isfinite(v) else _fmt(v)
+
     lo, hi = row.get(f"{key}_lo"), row.get(f"{key}_hi")
-    ci = f" [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None and hi is not None else ""
-    return f"{_fmt(row[key])}{ci}"
+    ci = f" [{fmt(lo)}, {fmt(hi)}]" if lo is not None and hi is not None else ""
+    return f"{fmt(row[key])}{ci}"
 
 
 def _pair(values: Sequence[float | None]) -> str:
@@ -320,7 +325,8 @@ SECTIONS = (
      "(Pearson r with a Fisher-z interval). Pooled: the mean within-cell Spearman ρ, tested by "
      "permuting class labels (n = classes, not (cell, class) pairs)."),
     ("class_slopes", "Per-class slopes", "α [95% CI] per class and cell; n.e.: not estimable, with the "
-     "reason (too few test images per class, 0 errors at most sizes, or an interval wider than ±1)."),
+     "reason (too few test images per class, 0 errors at most sizes or at the largest size, or an "
+     "interval wider than ±1)."),
 )
 FIGURE_AFTER = {
     "fig-scaling-id.png": None, "fig-scaling-ood.png": "by_eval_set", "fig-slopes.png": "slopes",
