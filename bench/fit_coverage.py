@@ -3,7 +3,7 @@
 Each series is err = A·N^−α observed as k errors of n test images (binomial), one point per
 size and seed, fitted the way the analyzer fits a series. A nominal 95% interval should hold
 the true α (and the true error extrapolated to 4× the largest N) in 92–98% of series
-(DESIGN §8). Settings: 5 sizes (4…64) and 9 sizes (4…1024), α ∈ {0.05, 0.3},
+(docs/statistics.md). Settings: 5 sizes (4…64) and 9 sizes (4…1024), α ∈ {0.05, 0.3},
 n ∈ {100, 500}; the error at N = 4 is 0.6 (demo-like).
 
     python bench/fit_coverage.py [--method new|old] [--series 1000] [--seeds 1] [--seed 0]

@@ -1,4 +1,4 @@
-"""Intervals cover: the seeded simulation of bench/fit_coverage.py, CI-sized (DESIGN §8).
+"""Intervals cover: the seeded simulation of bench/fit_coverage.py, CI-sized (docs/statistics.md).
 
 Binomial test errors (n = 100 and 500) on err = A·N^−α, one run per size, at 5 and 9 sizes,
 α ∈ {0.05, 0.3}: nominal 95% intervals for α and for the error extrapolated to 4× the

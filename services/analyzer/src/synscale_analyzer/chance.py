@@ -1,4 +1,4 @@
-"""Chance is a floor (DESIGN §8): is a series ever significantly better than guessing?
+"""Chance is a floor (docs/statistics.md): is a series ever significantly better than guessing?
 
 A classifier that guesses among C classes errs with probability 1 − 1/C. At each size the
 errors of all runs (seeds pooled: k of n test images) are tested one-sided against that rate

@@ -1,4 +1,4 @@
-"""Comparisons as tests (DESIGN §8): error at equal N, slope against slope, OOD against ID.
+"""Comparisons as tests (docs/statistics.md): error at equal N, slope against slope, OOD against ID.
 
 Each comparison gives a difference, its 95% interval and a p-value; p-values are
 Holm-corrected within a family (all comparisons of one kind on one eval set), and a

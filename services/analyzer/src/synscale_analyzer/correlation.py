@@ -1,6 +1,6 @@
 """Correlations of per-class scalability with recognizability and diversity, at the class level.
 
-The unit of replication is the class (DESIGN §8). Within one cell the classes are the
+The unit of replication is the class (docs/statistics.md). Within one cell the classes are the
 observations: Pearson r with a Fisher-z interval, Spearman ρ, and their p-values. Across
 cells the same class appears once per cell, so (cell, class) pairs are not independent and
 a pooled p-value over pairs double-counts. The pooled statistic is the mean within-cell

@@ -1,1 +1,1 @@
-"""Real datasets that exist offline (DESIGN §5), as numpy arrays — no torch needed."""
+"""Real datasets that exist offline (docs/architecture.md §9), as numpy arrays — no torch needed."""

@@ -1,7 +1,7 @@
 """The embedded text-to-image model: a small diffusers UNet trained on Fashion-MNIST.
 
 No pretrained T2I weights exist offline, so the embedded default trains its own model
-(DESIGN.md §5). Modules: `model` (architecture, schedulers, space-to-depth), `text`
+(docs/embedded-generator.md). Modules: `model` (architecture, schedulers, space-to-depth), `text`
 (MiniLM prompt embeddings), `captions` (training captions), `train` (the training loop),
 `weights` (committed weights and checksums), `backend` (the sampling API the engine
 calls), `grid` (sample grids for reports) and `cli` (`synscale embedded train-generator`).

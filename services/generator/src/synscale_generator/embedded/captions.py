@@ -1,6 +1,6 @@
 """Training captions for the embedded T2I model, in the styles of the prompt strategies.
 
-The model only understands prompts like the ones it was trained on (DESIGN.md §5: styles
+The model only understands prompts like the ones it was trained on (docs/embedded-generator.md: styles
 seen in training were recognized at 84–89%, unseen synonyms at 60%), so each training
 image gets a caption drawn from every strategy the prompter uses — the bare class name,
 name + description, name + hypernym, short sentences naming the class, and the 80 OpenAI

@@ -2,7 +2,7 @@
 
 The UNet works in space-to-depth: a 32x32x1 image becomes 16x16x4 with `pixel_unshuffle`,
 which made training about 4x faster on a 2-core CPU than a plain 32x32 UNet at the same
-quality (DESIGN.md §5). Conditioning is the pooled MiniLM sentence embedding fed to
+quality (docs/embedded-generator.md). Conditioning is the pooled MiniLM sentence embedding fed to
 cross-attention as a single token; the all-zero token is the null prompt used for
 classifier-free guidance.
 """
