@@ -27,7 +27,8 @@ from synscale.v1 import common_pb2, scorer_pb2, trainer_pb2
 log = logging.getLogger(__name__)
 SCORES_VERSION = 1
 _CLASS_NUMBERS = ("precision", "recall", "f1", "diversity_std", "lpips", "fid")
-_CELL_NUMBERS = ("macro_f1", "diversity", "fid", "kid_mean", "kid_std", "lpips")
+_CELL_NUMBERS = ("macro_f1", "diversity", "fid", "kid_mean", "kid_std", "lpips", "cas", "cas_low",
+                 "cas_high")
 
 
 # ------------------------------------------------------------------ result.json

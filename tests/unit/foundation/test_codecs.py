@@ -25,7 +25,8 @@ def _same(a: scorer_pb2.ScoreResult, b: scorer_pb2.ScoreResult) -> bool:
     def norm(m: scorer_pb2.ScoreResult) -> bytes:
         c = scorer_pb2.ScoreResult()
         c.CopyFrom(m)
-        for f in ("macro_f1", "diversity", "fid", "kid_mean", "kid_std", "lpips"):
+        for f in ("macro_f1", "diversity", "fid", "kid_mean", "kid_std", "lpips",
+                  "cas", "cas_low", "cas_high"):
             if math.isnan(getattr(c, f)):
                 setattr(c, f, -1.0)
         for cls in c.classes:
