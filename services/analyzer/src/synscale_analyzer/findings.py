@@ -221,7 +221,7 @@ def _per_class(analysis: Analysis) -> list[str]:
     if not analysis.per_class:
         return []
     est, total, reasons = class_summary(analysis)
-    why = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    why = ", ".join(f"{n}× {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
     out = [f"Per-class slopes: {est} of {total} (cell, class) pairs estimable"
            + (f"; not estimable: {why}." if why else ".")]
     for name, c in analysis.pooled.items():

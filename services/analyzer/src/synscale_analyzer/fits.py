@@ -345,7 +345,7 @@ def _offset(d: glm.Data, level: float) -> Fit:
     f_stat = max(prof.plain.deviance - best.deviance, 0.0) / phi_test if phi_test > 0 else math.inf
     # E = 0 lies on the boundary: the statistic is a 50:50 mixture of 0 and F(1, dof).
     p_value = 0.5 * float(stats.f.sf(f_stat, 1, dof)) if f_stat > 0 else 1.0
-    crit = float(stats.f.ppf(level, 1, dof)) * phi_test
+    crit = float(stats.f.ppf(level, 1, dof)) * phi  # the interval itself: φ̂ as estimated (covers)
     e_lo, e_hi = _profile_interval(d, prof, crit)
     reasons = []
     if p_value >= OFFSET_TEST_LEVEL:

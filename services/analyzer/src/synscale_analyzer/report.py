@@ -280,7 +280,7 @@ def _tables(analysis: Analysis, doc: dict[str, Any]) -> dict[str, Table]:
         ids = [cid for cid, _ in inp.classes]
         grid = {(pc.series.cell, c.class_id): c for pc in analysis.per_class for c in pc.classes}
         est, total, why = class_summary(analysis)
-        reasons = ", ".join(f"{n} {r}" for r, n in sorted(why.items(), key=lambda kv: -kv[1]))
+        reasons = ", ".join(f"{n}× {r}" for r, n in sorted(why.items(), key=lambda kv: -kv[1]))
         tables["class_slopes"] = Table(
             ["cell", *ids],
             [[pc.series.cell, *[_class_cell(grid.get((pc.series.cell, cid))) for cid in ids]]
