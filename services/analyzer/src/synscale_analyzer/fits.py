@@ -1,4 +1,4 @@
-"""Scaling-law fits (docs/architecture.md §8, docs/statistics.md): err(N) = A·N^(−α) and err(N) = E + A·N^(−α).
+"""Scaling-law fits err(N) = A·N^(−α) and err(N) = E + A·N^(−α) (docs/statistics.md).
 
 Why a likelihood and not a log-log regression with a bootstrap: a point of a scaling series
 is k errors of n test images, so its noise is binomial and known; a binomial GLM with log
