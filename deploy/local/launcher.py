@@ -7,7 +7,10 @@ built from source with `go install`. Both binaries are cached (SYNSCALE_CACHE, d
 a run folder (SYNSCALE_INFRA_DIR, default ./.infra) holding data, logs, pids and an
 `env` file with the endpoints and the generated credentials.
 
-    python deploy/local/launcher.py up|down|status|env
+With `--kube` (or SYNSCALE_KUBE=1) it also starts a real etcd and kube-apiserver, built
+from source the same way (deploy/local/kubeapi.py), and exports KUBECONFIG.
+
+    python deploy/local/launcher.py up|down|status|env|fetch [--kube]
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import kubeapi  # noqa: E402  (beside this script, which runs without the package installed)
 
 
 def _versions() -> dict[str, str]:
@@ -76,6 +81,10 @@ class Layout:
     @property
     def env_file(self) -> Path:
         return self.run / "env"
+
+    @property
+    def kube(self) -> kubeapi.KubeLayout:
+        return kubeapi.KubeLayout.from_env(self.cache, self.run, VERSIONS)
 
 
 def log(msg: str) -> None:
@@ -247,9 +256,39 @@ def minio_healthy(lay: Layout) -> bool:
         return False
 
 
-def wait_healthy(lay: Layout, timeout_s: float = 120.0) -> None:
+def etcd_healthy(lay: Layout) -> bool:
+    return kubeapi.etcd_healthy(lay.kube)
+
+
+def apiserver_healthy(lay: Layout) -> bool:
+    return kubeapi.apiserver_healthy(lay.kube)
+
+
+CHECKS = {"kafka": kafka_healthy, "minio": minio_healthy}
+KUBE_CHECKS = {"etcd": etcd_healthy, "kube-apiserver": apiserver_healthy}
+
+
+def start_kube(lay: Layout) -> None:
+    """etcd, then kube-apiserver (which waits for etcd itself); no kubelet, no nodes."""
+    kube = lay.kube
+    kubeapi.make_pki(kube)
+    kubeapi.write_kubeconfig(kube)
+    for name, port, cmd in (
+        ("etcd", kube.etcd_port, kubeapi.etcd_command(kube)),
+        ("kube-apiserver", kube.apiserver_port, kubeapi.apiserver_command(kube)),
+    ):
+        pidfile = lay.run / f"{name}.pid"
+        if _pid_alive(pidfile):
+            continue
+        if _port_open(port):
+            sys.exit(f"port {port} ({name}) is taken by another process; set "
+                     f"SYNSCALE_{'ETCD' if name == 'etcd' else 'KUBE_APISERVER'}_PORT")
+        _spawn(cmd, lay.run / f"{name}.log", pidfile)
+
+
+def wait_healthy(lay: Layout, timeout_s: float = 120.0, kube: bool = False, infra: bool = True) -> None:
     deadline = time.monotonic() + timeout_s
-    pending = {"kafka": kafka_healthy, "minio": minio_healthy}
+    pending = {**(CHECKS if infra else {}), **(KUBE_CHECKS if kube else {})}
     while pending and time.monotonic() < deadline:
         for name, check in list(pending.items()):
             if not _pid_alive(lay.run / f"{name}.pid"):
@@ -263,29 +302,47 @@ def wait_healthy(lay: Layout, timeout_s: float = 120.0) -> None:
         sys.exit(f"not healthy after {timeout_s:.0f}s: {', '.join(pending)} (logs in {lay.run})")
 
 
+def kube_running(lay: Layout) -> bool:
+    return _pid_alive(lay.run / "kube-apiserver.pid") is not None
+
+
 def env_lines(lay: Layout) -> list[str]:
     access, secret = _credentials(lay)
-    return [
+    lines = [
         f"export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{lay.kafka_port}",
         f"export S3_ENDPOINT=127.0.0.1:{lay.minio_port}",
         f"export S3_ACCESS_KEY={access}",
         f"export S3_SECRET_KEY={secret}",
         "export S3_SECURE=false",
     ]
+    if kube_running(lay):
+        lines += kubeapi.env_lines(lay.kube)
+    return lines
 
 
-def up(lay: Layout) -> None:
+def up(lay: Layout, kube: bool = False, kube_only: bool = False) -> None:
     lay.run.mkdir(parents=True, exist_ok=True)
-    fetch_kafka(lay)
-    build_minio(lay)
+    kube = kube or kube_only
+    if not kube_only:
+        fetch_kafka(lay)
+        build_minio(lay)
+    if kube:
+        kubeapi.build(lay.kube)
     t0 = time.monotonic()
-    start_kafka(lay)
-    start_minio(lay)
-    wait_healthy(lay)
+    if not kube_only:
+        start_kafka(lay)
+        start_minio(lay)
+    if kube:
+        start_kube(lay)
+    wait_healthy(lay, kube=kube, infra=not kube_only)
+    if kube_only:
+        log(f"up in {time.monotonic() - t0:.1f}s: kube-apiserver https://127.0.0.1:{lay.kube.apiserver_port}")
+        return
     lay.env_file.write_text("\n".join(env_lines(lay)) + "\n")
     lay.env_file.chmod(0o600)
+    extra = f", kube-apiserver https://127.0.0.1:{lay.kube.apiserver_port}" if kube else ""
     log(f"up in {time.monotonic() - t0:.1f}s: Kafka 127.0.0.1:{lay.kafka_port}, "
-        f"MinIO http://127.0.0.1:{lay.minio_port}; `source {lay.env_file}` for the endpoints")
+        f"MinIO http://127.0.0.1:{lay.minio_port}{extra}; `source {lay.env_file}` for the endpoints")
 
 
 def _stop(pidfile: Path, name: str, grace_s: float = 20.0) -> None:
@@ -305,6 +362,8 @@ def _stop(pidfile: Path, name: str, grace_s: float = 20.0) -> None:
 
 
 def down(lay: Layout, wipe: bool = False) -> None:
+    _stop(lay.run / "kube-apiserver.pid", "kube-apiserver")
+    _stop(lay.run / "etcd.pid", "etcd")
     _stop(lay.run / "minio.pid", "minio")
     _stop(lay.run / "kafka.pid", "kafka")
     if wipe:
@@ -313,7 +372,8 @@ def down(lay: Layout, wipe: bool = False) -> None:
 
 def status(lay: Layout) -> int:
     ok = True
-    for name, check in (("kafka", kafka_healthy), ("minio", minio_healthy)):
+    checks = {**CHECKS, **(KUBE_CHECKS if (lay.run / "etcd.pid").exists() else {})}
+    for name, check in checks.items():
         alive = _pid_alive(lay.run / f"{name}.pid") is not None
         healthy = alive and check(lay)
         ok &= healthy
@@ -327,14 +387,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=["up", "down", "status", "env", "fetch"])
     parser.add_argument("--wipe", action="store_true", help="with down: delete data and logs")
+    parser.add_argument("--kube", action="store_true",
+                        default=os.environ.get("SYNSCALE_KUBE", "0").lower() in {"1", "true", "yes"},
+                        help="with up/fetch: also etcd + kube-apiserver (default: SYNSCALE_KUBE=1)")
+    parser.add_argument("--kube-only", action="store_true",
+                        help="with up/fetch: only etcd + kube-apiserver (prints KUBECONFIG)")
     args = parser.parse_args(argv)
     lay = Layout.from_env()
     if args.command == "fetch":
-        fetch_kafka(lay)
-        build_minio(lay)
+        if not args.kube_only:
+            fetch_kafka(lay)
+            build_minio(lay)
+        if args.kube or args.kube_only:
+            kubeapi.build(lay.kube)
     elif args.command == "up":
-        up(lay)
-        print("\n".join(env_lines(lay)))
+        up(lay, kube=args.kube, kube_only=args.kube_only)
+        print("\n".join(kubeapi.env_lines(lay.kube) if args.kube_only else env_lines(lay)))
     elif args.command == "down":
         down(lay, wipe=args.wipe)
     elif args.command == "status":

@@ -177,3 +177,37 @@ consumers beyond the partition count sit idle, so maxReplicaCount x workers must
       name: {{ include "synscale.s3SecretName" . }}
       key: {{ include "synscale.s3SecretKeyKey" . }}
 {{- end }}
+
+{{/* The trainer's own service account when it submits TrainJobs (trainjob-rbac.yaml). */}}
+{{- define "synscale.trainerServiceAccountName" -}}
+{{- printf "%s-trainer" (include "synscale.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* SYNSCALE_TRAINJOB_* for the trainer (synscale_trainer.trainjob.TrainJobSettings). */}}
+{{- define "synscale.trainJobEnv" -}}
+{{- $tj := .Values.trainer.trainJob }}
+- name: SYNSCALE_TRAINJOB
+  value: "1"
+- name: SYNSCALE_TRAINJOB_IMAGE
+  value: {{ include "synscale.image" (dict "root" . "svc" "trainer") | quote }}
+- name: SYNSCALE_TRAINJOB_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: SYNSCALE_TRAINJOB_RUNTIME
+  value: {{ $tj.runtime | default "torch-distributed" | quote }}
+- name: SYNSCALE_TRAINJOB_GPU_RESOURCE
+  value: {{ .Values.gpu.resourceName | quote }}
+- name: SYNSCALE_TRAINJOB_CPU
+  value: {{ $tj.cpuPerNode | default "" | toString | quote }}
+- name: SYNSCALE_TRAINJOB_MEMORY
+  value: {{ $tj.memoryPerNode | default "" | quote }}
+- name: SYNSCALE_TRAINJOB_POLL_S
+  value: {{ $tj.pollSeconds | default 30 | int | quote }}
+- name: SYNSCALE_TRAINJOB_S3_SECRET
+  value: {{ include "synscale.s3SecretName" . | quote }}
+- name: SYNSCALE_TRAINJOB_S3_ACCESS_KEY_KEY
+  value: {{ include "synscale.s3AccessKeyKey" . | quote }}
+- name: SYNSCALE_TRAINJOB_S3_SECRET_KEY_KEY
+  value: {{ include "synscale.s3SecretKeyKey" . | quote }}
+{{- end }}

@@ -45,6 +45,21 @@ def run_result_from_json(data: bytes) -> trainer_pb2.RunResult:
         raise ValueError(f"result.json is not UTF-8: {exc}") from None
 
 
+# ------------------------------------------------------------------ job.json
+def training_job_to_json(job: trainer_pb2.TrainingJob) -> bytes:
+    """The job a TrainJob's pods train (runs/<id>/job.json): same bytes for the same job."""
+    return json_format.MessageToJson(job, preserving_proto_field_name=True, indent=1,
+                                     sort_keys=True).encode()
+
+
+def training_job_from_json(data: bytes) -> trainer_pb2.TrainingJob:
+    """Raises ValueError on a document that is not a TrainingJob."""
+    try:
+        return json_format.Parse(data.decode(), trainer_pb2.TrainingJob(), ignore_unknown_fields=True)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"job.json is not UTF-8: {exc}") from None
+
+
 # ------------------------------------------------------------------ scores.json
 def _num(x: object) -> float:
     return math.nan if x is None else float(x)  # type: ignore[arg-type]

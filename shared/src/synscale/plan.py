@@ -187,7 +187,7 @@ def _run(spec: StudySpec, bucket: str, classes: ClassSet, recipe: TrainingRecipe
         study_id=spec.study_id, kind=recipe.kind, arch=recipe.arch,
         cells=[cell.proto()] if cell else [], n_per_class=n if source != "real" else 0,
         real_per_class=real, seed=seed, eval_sets=eval_sets(spec),
-        recipe_json=recipe.model_dump_json(), bucket=bucket, class_set=spec.classes.set,
+        recipe_json=recipe.recipe_json(), bucket=bucket, class_set=spec.classes.set,
         real_path=spec.real.path, eval_limit=int(spec.evaluation.limit),
         class_ids=list(classes.ids) if classes.restricted else [],
         classes=[common_pb2.ClassInfo(**info) for info in classes.infos()],

@@ -27,6 +27,9 @@ STRATEGIES = (
 )
 BACKENDS = ("embedded", "sd", "sdxl", "deepfloyd_if", "amused", "auto")
 MAX_IMAGES_PER_CLASS = 10_000_000
+MAX_NODES = 1024  # a TrainJob's numNodes; beyond this a study is misconfigured, not large
+MAX_GPUS_PER_NODE = 64
+PLACEMENT_FIELDS = ("nodes", "gpus_per_node")
 FitForm = Literal["power_law", "power_law_offset"]
 FIT_FORMS: tuple[FitForm, ...] = ("power_law", "power_law_offset")
 
@@ -119,6 +122,25 @@ class TrainingRecipe(_Strict):
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     augment: bool = True
     seeds: list[int] = Field(default_factory=lambda: [0])
+    # Placement (docs/scaling.md, "Training on Kubernetes"): more than one node, or more
+    # than one GPU on a node, makes the trainer run the job as a Kubeflow TrainJob of
+    # `nodes` pods with `gpus_per_node` GPUs (and as many torchrun processes) each. The
+    # global batch and schedule do not depend on it, so it is not part of what a run
+    # computes: at their defaults these fields stay out of the recipe's JSON (run ids of
+    # single-process recipes are unchanged; `recipe_json`).
+    nodes: int = Field(1, ge=1, le=MAX_NODES)
+    gpus_per_node: int = Field(0, ge=0, le=MAX_GPUS_PER_NODE)
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the recipe needs more than one training process."""
+        return self.nodes > 1 or self.gpus_per_node > 1
+
+    def recipe_json(self) -> str:
+        """The recipe as a TrainingJob carries it; placement fields only when not default."""
+        fields = type(self).model_fields
+        placement = {name for name in PLACEMENT_FIELDS if getattr(self, name) == fields[name].default}
+        return self.model_dump_json(exclude=placement)
 
 
 class EvaluationSpec(_Strict):

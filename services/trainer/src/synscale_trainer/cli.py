@@ -95,7 +95,7 @@ def build_job(args: argparse.Namespace, bucket: str) -> trainer_pb2.TrainingJob:
         real_per_class=n_real,
         seed=args.seed,
         eval_sets=[s for s in args.eval.split(",") if s.strip()],
-        recipe_json=recipe.model_dump_json(),
+        recipe_json=recipe.recipe_json(),
         bucket=bucket,
         class_set=args.class_set,
         real_path=args.real_path,

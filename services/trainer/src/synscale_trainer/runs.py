@@ -11,13 +11,19 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from synscale.errors import InvalidInput, PreconditionFailed
 from synscale.runtime import ServiceContext
 from synscale.store.base import ObjectStore
 from synscale.v1 import trainer_pb2
 from synscale_trainer import jobs
+from synscale_trainer.recipe import parse_recipe
 from synscale_trainer.train import Progress, TrainOptions, prepare, run_training
+from synscale_trainer.trainjob import TrainJobSettings, needs_trainjob
+
+if TYPE_CHECKING:
+    from synscale_trainer.trainjob_runs import TrainJobRunner
 
 log = logging.getLogger(__name__)
 TERMINAL = ("done", "failed", "cancelled")
@@ -53,10 +59,12 @@ class RunManager:
         store: ObjectStore,
         options: TrainOptions,
         on_result: Callable[[trainer_pb2.RunResult], None] | None = None,
+        remote: TrainJobRunner | None = None,
     ) -> None:
         self.store = store
         self.options = options
         self.on_result = on_result
+        self.remote = remote  # multi-process recipes run as TrainJobs (None: no Kubernetes)
         self._runs: dict[str, RunState] = {}
         self._cond = threading.Condition()
         self._gpu = threading.Lock()  # one run at a time per process
@@ -103,13 +111,7 @@ class RunManager:
                 return result
             self._update(state, state="running")
             try:
-                result = run_training(
-                    job,
-                    self.store,
-                    progress=lambda p: self._progress(state, p),
-                    cancel=state.cancel,
-                    options=self.options,
-                )
+                result = self._execute(job, state)
             except Exception as exc:
                 failed = trainer_pb2.RunResult(
                     study_id=job.study_id,
@@ -124,6 +126,24 @@ class RunManager:
                 raise
             self._finish(state, result)
             return result
+
+    def _execute(self, job: trainer_pb2.TrainingJob, state: RunState) -> trainer_pb2.RunResult:
+        """Train here, or as a TrainJob when the recipe needs more than one process."""
+        recipe = parse_recipe(job.recipe_json, kind=job.kind, arch=job.arch)
+        if needs_trainjob(recipe) and self.remote is not None:
+            return self.remote.run(job, recipe, state.cancel)
+        if recipe.nodes > 1:
+            raise PreconditionFailed(
+                f"run {job.run_id}: the recipe asks for {recipe.nodes} nodes, but this trainer "
+                "submits no TrainJobs (set SYNSCALE_TRAINJOB=1 on Kubernetes; docs/scaling.md)"
+            )
+        return run_training(
+            job,
+            self.store,
+            progress=lambda p: self._progress(state, p),
+            cancel=state.cancel,
+            options=self.options,
+        )
 
     def _progress(self, state: RunState, p: Progress) -> None:
         self._update(state, step=p.step, total_steps=p.total_steps, loss=p.loss)
@@ -187,4 +207,15 @@ def build_manager(ctx: ServiceContext, options: TrainOptions | None = None) -> R
         ctx.publish("run-results", result.SerializeToString(), key=result.run_id)
         ctx.bus.flush()
 
-    return RunManager(ctx.store, opts, on_result=publish)
+    return RunManager(ctx.store, opts, on_result=publish, remote=trainjob_runner(ctx.store))
+
+
+def trainjob_runner(store: ObjectStore, settings: TrainJobSettings | None = None) -> TrainJobRunner | None:
+    """The TrainJob runner where SYNSCALE_TRAINJOB=1 says the trainer may submit them."""
+    settings = settings or TrainJobSettings.from_env()
+    if not settings.enabled:
+        return None
+    from synscale_trainer.trainjob_api import TrainJobApi, api_client  # the Kubernetes client
+    from synscale_trainer.trainjob_runs import TrainJobRunner
+
+    return TrainJobRunner(store, settings, TrainJobApi(api_client(), settings.namespace))
