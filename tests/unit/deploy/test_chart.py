@@ -404,3 +404,51 @@ def test_notes_render_with_the_endpoints(chart: helm.Chart) -> None:
     assert "rel-synscale-kafka-bootstrap:9092" in notes
     assert "kubectl -n synscale get scaledobject rel-synscale-generator" in notes
     assert "studies/<study-id>/report/" in notes
+
+
+# -- TrainJobs (multi-node training; docs/scaling.md) ---------------------------------------
+
+TRAINJOB_VALUES = CHART / "ci" / "trainjob-values.yaml"
+
+
+def test_trainjob_rbac_is_off_by_default(chart: helm.Chart) -> None:
+    objs = render(chart, MINIMAL)
+    assert not [k for k in objs if k != "NOTES" and k[0] in ("Role", "RoleBinding")]
+    pod = deployment(objs, "trainer")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "rel-synscale" and pod["automountServiceAccountToken"] is False
+    assert not [e for e in container(objs, "trainer")["env"] if e["name"].startswith("SYNSCALE_TRAINJOB")]
+
+
+def test_trainjob_mode_gives_the_trainer_alone_an_account_with_rbac(chart: helm.Chart) -> None:
+    from synscale_trainer.trainjob_api import RBAC_VERBS
+
+    objs = render(chart, ci_values(TRAINJOB_VALUES))
+    account = objs[("ServiceAccount", "rel-synscale-trainer")]
+    assert account["automountServiceAccountToken"] is True
+    role = objs[("Role", "rel-synscale-trainer-trainjobs")]
+    rules = {(r["apiGroups"][0], r["resources"][0]): set(r["verbs"]) for r in role["rules"]}
+    assert rules[("trainer.kubeflow.org", "trainjobs")] == set(RBAC_VERBS)
+    assert rules[("jobset.x-k8s.io", "jobsets")] == set(RBAC_VERBS)  # the fallback, enabled here
+    binding = objs[("RoleBinding", "rel-synscale-trainer-trainjobs")]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rel-synscale-trainer",
+                                    "namespace": "synscale"}]
+    pod = deployment(objs, "trainer")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "rel-synscale-trainer" and pod["automountServiceAccountToken"]
+    for svc in ("generator", "scorer", "prompter", "analyzer"):  # no API token anywhere else
+        other = deployment(objs, svc)["spec"]["template"]["spec"]
+        assert other["serviceAccountName"] == "rel-synscale" and not other["automountServiceAccountToken"]
+
+
+def test_trainjob_settings_reach_the_trainer_and_are_read_by_it(chart: helm.Chart) -> None:
+    objs = render(chart, ci_values(TRAINJOB_VALUES))
+    env = {e["name"]: e for e in container(objs, "trainer")["env"]}
+    assert env["SYNSCALE_TRAINJOB"]["value"] == "1"
+    assert env["SYNSCALE_TRAINJOB_IMAGE"]["value"] == container(objs, "trainer")["image"]
+    assert env["SYNSCALE_TRAINJOB_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert env["SYNSCALE_TRAINJOB_S3_SECRET"]["value"] == "synscale-s3"
+    assert env["SYNSCALE_TRAINJOB_CPU"]["value"] == "16"
+    assert env["SYNSCALE_TRAINJOB_MEMORY"]["value"] == "128Gi"
+    source = (ROOT / "services" / "trainer" / "src" / "synscale_trainer" / "trainjob.py").read_text()
+    unread = sorted(n for n in env if n.startswith("SYNSCALE_TRAINJOB") and f'"{n}"' not in source)
+    assert not unread, f"chart sets variables the trainer does not read: {unread}"

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 COMPLETE = "Complete"
 FAILED = "Failed"
 TERMINAL = (COMPLETE, FAILED)
+# What this module asks of the API server: the chart's Role grants exactly these on
+# trainjobs (k8s/synscale/templates/trainjob-rbac.yaml; a chart test compares them).
+RBAC_VERBS = ("create", "get", "list", "watch", "delete")
 
 
 @dataclass(frozen=True)
