@@ -33,7 +33,7 @@ test: install
 	$(BIN)/python -m synscale.testing.with_infra -- $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: install
-	$(BIN)/python -m pytest -m "not infra" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not infra and not kube" $(PYTEST_ARGS)
 
 infra-up: install
 	$(BIN)/python deploy/local/launcher.py up

@@ -73,3 +73,26 @@ def minio_store(infra_env: dict[str, str], unique: str):  # type: ignore[no-unty
 
     return MinioStore(infra_env["S3_ENDPOINT"], infra_env["S3_ACCESS_KEY"],
                       infra_env["S3_SECRET_KEY"], f"test-{unique}")
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Iterator[Path]:
+    """A kubeconfig for a real kube-apiserver + etcd, started only when a `kube` test runs.
+
+    SYNSCALE_TEST_KUBECONFIG names a running one (never KUBECONFIG: that may be a real
+    cluster). Otherwise the launcher builds both once from source (cached; many minutes
+    the first time, see docs/adr/0026-local-kube-apiserver.md) and starts them here.
+    """
+    given = os.environ.get("SYNSCALE_TEST_KUBECONFIG")
+    if given:
+        yield Path(given)
+        return
+    env = {**os.environ, "SYNSCALE_INFRA_DIR": str(ROOT / ".infra-kube-pytest")}
+    up = subprocess.run([sys.executable, str(LAUNCHER), "up", "--kube-only"], env=env,
+                        capture_output=True, text=True)
+    if up.returncode != 0:
+        pytest.fail(f"could not start etcd and kube-apiserver:\n{up.stderr[-3000:]}")
+    try:
+        yield Path(_parse_env(up.stdout)["KUBECONFIG"])
+    finally:
+        subprocess.run([sys.executable, str(LAUNCHER), "down", "--wipe"], env=env, capture_output=True)

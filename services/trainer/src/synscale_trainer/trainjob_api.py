@@ -154,7 +154,7 @@ class TrainJobApi:
                 field_selector=f"metadata.name={sub.name}", resource_version=version,
                 timeout_seconds=max(1, int(window_s)),
             ):
-                obj = event["object"]
+                obj = event.get("raw_object") or event["object"]
                 if event["type"] == "DELETED":
                     return None  # the next get() says so
                 done = terminal_condition(obj) if isinstance(obj, dict) else None
