@@ -16,8 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from synscale import codecs
 from synscale.errors import PreconditionFailed
 from synscale.store.file import FileStore
 from synscale.study import TrainingRecipe
+from synscale.testing.polling import eventually
 from synscale.v1 import common_pb2, trainer_pb2
 from synscale_trainer import jobs, trainjob
 from synscale_trainer.runs import RunManager
@@ -44,17 +44,6 @@ PROC = Path(__file__).with_name("trainer_proc.py")
 RECIPE = TrainingRecipe(nodes=2, gpus_per_node=2, max_steps=400)
 IMAGE = "registry.example/synscale/trainer:test"
 WAIT_S = 120.0
-
-
-def eventually(check: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
-    """Poll `check` until it returns something truthy (bounded; fails naming `what`)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +62,7 @@ def api(kubeconfig: Path) -> Iterator[client.ApiClient]:
             conds = ext.read_custom_resource_definition(n).status.conditions or []
             return any(c.type == "Established" and c.status == "True" for c in conds)
 
-        eventually(established, f"CRD {crd_name} established")
+        eventually(established, f"CRD {crd_name} established", WAIT_S)
     runtime = yaml.safe_load((CRDS / "torch_distributed.yaml").read_text())
     objects = client.CustomObjectsApi(api)
 
@@ -87,7 +76,7 @@ def api(kubeconfig: Path) -> Iterator[client.ApiClient]:
             assert exc.status == 409, exc
         return True
 
-    eventually(runtime_created, "the torch-distributed ClusterTrainingRuntime")
+    eventually(runtime_created, "the torch-distributed ClusterTrainingRuntime", WAIT_S)
     yield api
     api.close()
 
@@ -168,7 +157,7 @@ def test_submits_once_reattaches_after_a_restart_and_reports_rank0s_result(
     first = subprocess.Popen([sys.executable, str(PROC), str(tmp_path / "store"), str(tmp_path / "job.json")],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        created = eventually(lambda: trainjobs(api, namespace), "the first trainer's TrainJob")
+        created = eventually(lambda: trainjobs(api, namespace), "the first trainer's TrainJob", WAIT_S)
     finally:
         first.send_signal(signal.SIGKILL)
         output = first.communicate(timeout=30)[0]
@@ -185,7 +174,7 @@ def test_submits_once_reattaches_after_a_restart_and_reports_rank0s_result(
     # A new instance gets the redelivered job and re-attaches: same object, no second create.
     second = Service(api, store, namespace)
     thread = second.start(job)
-    sub = eventually(lambda: second.runner.submissions, "the new instance to attach")[0]
+    sub = eventually(lambda: second.runner.submissions, "the new instance to attach", WAIT_S)[0]
     assert not sub.created
     assert sub.uid == original["metadata"]["uid"]
     assert [o["metadata"]["uid"] for o in trainjobs(api, namespace)] == [original["metadata"]["uid"]]
@@ -212,7 +201,7 @@ def test_a_failed_trainjob_is_reported_as_a_failed_run(
     job = a_job("kube-failing-0123")
     service = Service(api, store, namespace)
     thread = service.start(job)
-    sub = eventually(lambda: service.runner.submissions, "the TrainJob")[0]
+    sub = eventually(lambda: service.runner.submissions, "the TrainJob", WAIT_S)[0]
     assert sub.created
     set_condition(api, namespace, sub.name, "Failed", "BackoffLimitExceeded", "node-1 exited with 137")
     thread.join(WAIT_S)

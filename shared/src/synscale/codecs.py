@@ -18,13 +18,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from synscale.v1 import common_pb2, scorer_pb2, trainer_pb2
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=Message)
 SCORES_VERSION = 1
 _CLASS_NUMBERS = ("precision", "recall", "f1", "diversity_std", "lpips", "fid")
 _CELL_NUMBERS = ("macro_f1", "diversity", "fid", "kid_mean", "kid_std", "lpips", "cas", "cas_low",
@@ -32,32 +34,37 @@ _CELL_NUMBERS = ("macro_f1", "diversity", "fid", "kid_mean", "kid_std", "lpips",
 
 
 # ------------------------------------------------------------------ result.json
-def run_result_to_json(result: trainer_pb2.RunResult) -> bytes:
-    return json_format.MessageToJson(result, preserving_proto_field_name=True, indent=1,
+def _message_to_json(message: Message) -> bytes:
+    """Stable bytes for a stored message: field names as in the proto, sorted keys."""
+    return json_format.MessageToJson(message, preserving_proto_field_name=True, indent=1,
                                      sort_keys=True).encode()
+
+
+def _message_from_json(data: bytes, message: M, what: str) -> M:
+    try:
+        return json_format.Parse(data.decode(), message, ignore_unknown_fields=True)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{what} is not UTF-8: {exc}") from None
+
+
+def run_result_to_json(result: trainer_pb2.RunResult) -> bytes:
+    return _message_to_json(result)
 
 
 def run_result_from_json(data: bytes) -> trainer_pb2.RunResult:
     """Raises ValueError (json_format.ParseError is one) on a document that is not a RunResult."""
-    try:
-        return json_format.Parse(data.decode(), trainer_pb2.RunResult(), ignore_unknown_fields=True)
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"result.json is not UTF-8: {exc}") from None
+    return _message_from_json(data, trainer_pb2.RunResult(), "result.json")
 
 
 # ------------------------------------------------------------------ job.json
 def training_job_to_json(job: trainer_pb2.TrainingJob) -> bytes:
     """The job a TrainJob's pods train (runs/<id>/job.json): same bytes for the same job."""
-    return json_format.MessageToJson(job, preserving_proto_field_name=True, indent=1,
-                                     sort_keys=True).encode()
+    return _message_to_json(job)
 
 
 def training_job_from_json(data: bytes) -> trainer_pb2.TrainingJob:
     """Raises ValueError on a document that is not a TrainingJob."""
-    try:
-        return json_format.Parse(data.decode(), trainer_pb2.TrainingJob(), ignore_unknown_fields=True)
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"job.json is not UTF-8: {exc}") from None
+    return _message_from_json(data, trainer_pb2.TrainingJob(), "job.json")
 
 
 # ------------------------------------------------------------------ scores.json
