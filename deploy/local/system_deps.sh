@@ -7,6 +7,7 @@ need=()
 [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
 [ -e /usr/share/wordnet/data.noun ] || need+=(wordnet-base)
 [ -e /usr/share/wordnet/index.sense ] || need+=(wordnet-sense-index)
+command -v openssl >/dev/null || need+=(openssl)  # the test kube-apiserver's certificates
 if [ "${SYNSCALE_NO_BROWSER:-0}" != 1 ]; then
   command -v chromium >/dev/null || need+=(chromium)
 fi

@@ -165,7 +165,7 @@ def test_submits_once_reattaches_after_a_restart_and_reports_rank0s_result(
     original = created[0]
     assert original["metadata"]["name"] == name
     # What the server stored is what the service rendered: nothing pruned, nothing defaulted away.
-    rendered = trainjob.render(job, RECIPE, trainjob.TrainJobSettings.from_env(settings_env(namespace)))
+    rendered = trainjob.render(job, RECIPE, trainjob.TrainJobSettings.from_env(env))
     assert original["spec"]["trainer"] == rendered["spec"]["trainer"]
     assert original["spec"]["runtimeRef"] == rendered["spec"]["runtimeRef"]
     assert original["metadata"]["labels"] == rendered["metadata"]["labels"]
