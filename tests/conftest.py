@@ -2,25 +2,31 @@
 
 `infra_env` gives the endpoints of a real Kafka broker and a real MinIO server: those in
 KAFKA_BOOTSTRAP_SERVERS / S3_ENDPOINT when set (as `make test` does), otherwise the
-local launcher starts both for this session and stops them afterwards.
+local launcher starts both for this session and stops them afterwards. `kubeconfig` does
+the same for a real etcd + kube-apiserver (tests marked `kube`), and `chart` is the Helm
+chart loaded for offline rendering (the chart tests, and the kube tests that apply its RBAC).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCHER = ROOT / "deploy" / "local" / "launcher.py"
+CHART = ROOT / "k8s" / "synscale"
 
 
 def _parse_env(text: str) -> dict[str, str]:
@@ -96,3 +102,31 @@ def kubeconfig() -> Iterator[Path]:
         yield Path(_parse_env(up.stdout)["KUBECONFIG"])
     finally:
         subprocess.run([sys.executable, str(LAUNCHER), "down", "--wipe"], env=env, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def chart_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The chart as after `helm dependency build`, with an empty stand-in for MinIO.
+
+    The MinIO subchart is not vendored (fetching it needs network); a stub with the
+    declared name and version lets lint check everything of ours and lets renders with
+    minio.enabled run. The subchart's own manifests are upstream's to validate.
+    """
+    dest = tmp_path_factory.mktemp("chart") / "synscale"
+    shutil.copytree(CHART, dest)
+    deps = yaml.safe_load((CHART / "Chart.yaml").read_text())["dependencies"]
+    minio = next(d for d in deps if d["name"] == "minio")
+    stub = dest / "charts" / "minio"
+    stub.mkdir(parents=True)
+    (stub / "Chart.yaml").write_text(
+        f"apiVersion: v2\nname: minio\nversion: {minio['version']}\ntype: application\n")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def chart(chart_dir: Path) -> Iterator[Any]:
+    """The loaded chart (helm-python-sdk), for rendering offline."""
+    import helm_python as helm
+
+    with helm.Chart.load(chart_dir) as loaded:
+        yield loaded

@@ -8,8 +8,10 @@ have, so a small wrapper module requires it and replaces every staging module wi
 published v0.N.M that matches v1.N.M. The same module pins etcd's server, whose main
 package builds the etcd binary, at the version Kubernetes itself is tested with.
 
-The API server runs with a static bearer token, AlwaysAllow authorization and a
-self-signed serving certificate (openssl); the launcher writes a kubeconfig for it.
+The API server runs with a static bearer token (group system:masters), RBAC
+authorization (so a test can check that the chart's Role is enough, by impersonating its
+service account) and a self-signed serving certificate (openssl); the launcher writes a
+kubeconfig for it.
 Used by deploy/local/launcher.py (`up --kube`, or SYNSCALE_KUBE=1).
 """
 
@@ -223,7 +225,7 @@ def apiserver_command(lay: KubeLayout) -> list[str]:
         f"--secure-port={lay.apiserver_port}",
         f"--tls-cert-file={pki / 'serving.crt'}", f"--tls-private-key-file={pki / 'serving.key'}",
         f"--token-auth-file={pki / 'tokens.csv'}",
-        "--authorization-mode=AlwaysAllow",
+        "--authorization-mode=RBAC",  # the chart's Role is tested, the admin token is a master
         f"--service-account-key-file={pki / 'sa.pub'}",
         f"--service-account-signing-key-file={pki / 'sa.key'}",
         "--service-account-issuer=https://kubernetes.default.svc",

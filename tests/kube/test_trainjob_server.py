@@ -234,3 +234,59 @@ def test_the_server_refuses_what_the_schema_refuses(api: client.ApiClient, names
         client.CustomObjectsApi(api).create_namespaced_custom_object(
             trainjob.GROUP, trainjob.VERSION, namespace, trainjob.PLURAL, manifest, field_validation="Strict")
     assert err.value.status == 400 and "gpus" in str(err.value.body)
+
+
+def chart_rbac(chart: Any, namespace: str) -> list[dict[str, Any]]:
+    """The trainer's ServiceAccount, Role and RoleBinding as the chart renders them."""
+    values = yaml.safe_load((ROOT / "k8s" / "synscale" / "ci" / "trainjob-values.yaml").read_text())
+    rendered = chart.render(values, name="rel", namespace=namespace)
+    docs = [d for path, text in rendered.items() if not path.endswith("NOTES.txt")
+            for d in yaml.safe_load_all(text) if d]
+    return [d for d in docs if d["kind"] in ("ServiceAccount", "Role", "RoleBinding")
+            and d["metadata"]["name"].startswith("rel-synscale-trainer")]
+
+
+def test_the_charts_rbac_is_exactly_enough_for_the_trainer(
+    api: client.ApiClient, namespace: str, kubeconfig: Path, chart: Any, tmp_path: Path
+) -> None:
+    """The server enforces RBAC; the trainer, as the chart's service account, runs a TrainJob."""
+    objs = {d["kind"]: d for d in chart_rbac(chart, namespace)}
+    assert set(objs) == {"ServiceAccount", "Role", "RoleBinding"}
+    as_trainer = config.new_client_from_config(config_file=str(kubeconfig))
+    account = f"system:serviceaccount:{namespace}:rel-synscale-trainer"
+    as_trainer.set_default_header("Impersonate-User", account)
+    settings = trainjob.TrainJobSettings.from_env(settings_env(namespace))
+    trainer_api = TrainJobApi(as_trainer, namespace)
+    runner = TrainJobRunner(FileStore(tmp_path / "store", "synscale"), settings, trainer_api)
+    job = a_job("kube-rbac-0123")
+    with pytest.raises(PreconditionFailed, match="needs the chart's RBAC"):  # no Role yet
+        runner.run(job, RECIPE, threading.Event())
+
+    client.CoreV1Api(api).create_namespaced_service_account(namespace, objs["ServiceAccount"])
+    client.RbacAuthorizationV1Api(api).create_namespaced_role(namespace, objs["Role"])
+    client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(namespace, objs["RoleBinding"])
+
+    def allowed() -> bool:  # the authorizer sees new bindings through its informers
+        try:
+            return trainer_api.get("not-there") is None
+        except PreconditionFailed:
+            return False
+
+    eventually(allowed, "the Role to take effect", WAIT_S)
+    with pytest.raises(ApiException) as err:  # nothing beyond the Role
+        client.CoreV1Api(as_trainer).list_namespaced_pod(namespace)
+    assert err.value.status == 403
+
+    cancel = threading.Event()
+    results: list[trainer_pb2.RunResult] = []
+    thread = threading.Thread(target=lambda: results.append(runner.run(job, RECIPE, cancel)), daemon=True)
+    thread.start()
+    sub = eventually(lambda: runner.submissions, "the TrainJob created as the trainer", WAIT_S)[0]
+    assert sub.created  # create
+    again = trainer_api.submit(trainjob.render(job, RECIPE, settings))  # create -> 409 -> get
+    assert not again.created and again.uid == sub.uid
+    cancel.set()  # the waiting run (get, list+watch) is cancelled: delete
+    thread.join(WAIT_S)
+    assert not thread.is_alive()
+    assert [r.status for r in results] == ["cancelled"]
+    assert TrainJobApi(api, namespace).get(sub.name) is None

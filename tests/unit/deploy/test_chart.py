@@ -14,8 +14,6 @@ import base64
 import copy
 import json
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,31 +45,6 @@ CRD_SCHEMAS = {
 # where the weights are.
 MINIMAL = {"s3": {"endpoint": "s3.example.com:443", "existingSecret": "s3-keys"},
            "models": {"pvc": {"claimName": "weights"}}}
-
-
-@pytest.fixture(scope="module")
-def chart_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The chart as after `helm dependency build`, with an empty stand-in for MinIO.
-
-    The MinIO subchart is not vendored (fetching it needs network); a stub with the
-    declared name and version lets lint check everything of ours and lets renders with
-    minio.enabled run. The subchart's own manifests are upstream's to validate.
-    """
-    dest = tmp_path_factory.mktemp("chart") / "synscale"
-    shutil.copytree(CHART, dest)
-    deps = yaml.safe_load((CHART / "Chart.yaml").read_text())["dependencies"]
-    minio = next(d for d in deps if d["name"] == "minio")
-    stub = dest / "charts" / "minio"
-    stub.mkdir(parents=True)
-    (stub / "Chart.yaml").write_text(
-        f"apiVersion: v2\nname: minio\nversion: {minio['version']}\ntype: application\n")
-    return dest
-
-
-@pytest.fixture(scope="module")
-def chart(chart_dir: Path) -> Iterator[helm.Chart]:
-    with helm.Chart.load(chart_dir) as loaded:
-        yield loaded
 
 
 def render(chart: helm.Chart, values: dict[str, Any]) -> Objects:

@@ -123,7 +123,7 @@ class TrainJobApi:
     def delete(self, name: str) -> None:
         try:
             self._call("delete", self.objects.delete_namespaced_custom_object, name,
-                       propagation_policy="Foreground")
+                       propagation_policy="Background")  # the GC removes its JobSet and pods
         except ApiException as exc:
             if exc.status != 404:
                 raise
