@@ -149,4 +149,6 @@ def test_multi_node_recipe_without_kubernetes_is_refused_not_trained_locally(tmp
 
     manager = RunManager(FileStore(tmp_path, "synscale"), TrainOptions(cache_dir=tmp_path))
     with pytest.raises(PreconditionFailed, match="2 nodes"):
+        manager.validate(_job(TrainingRecipe(nodes=2)))  # what StartRun checks synchronously
+    with pytest.raises(PreconditionFailed, match="SYNSCALE_TRAINJOB=1"):
         manager.run(_job(TrainingRecipe(nodes=2)))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from synscale.errors import InvalidInput, PreconditionFailed
 from synscale.runtime import ServiceContext
 from synscale.store.base import ObjectStore
+from synscale.study import TrainingRecipe
 from synscale.v1 import trainer_pb2
 from synscale_trainer import jobs
 from synscale_trainer.recipe import parse_recipe
@@ -73,9 +74,26 @@ class RunManager:
     def validate(self, job: trainer_pb2.TrainingJob) -> trainer_pb2.TrainingJob:
         """Normalise and fully check a job (no compute); raises InvalidInput/PreconditionFailed."""
         job = jobs.normalise(job)
+        self._remote_recipe(job)
         if jobs.load_result(self.store, job) is None:
             prepare(job, self.store, self.options)
         return job
+
+    def _remote_recipe(self, job: trainer_pb2.TrainingJob) -> TrainingRecipe | None:
+        """The recipe when the run is a TrainJob's, else None.
+
+        PreconditionFailed where the recipe needs more than one node and this trainer may
+        not submit TrainJobs: such a run cannot train in this process.
+        """
+        recipe = parse_recipe(job.recipe_json, kind=job.kind, arch=job.arch)
+        if needs_trainjob(recipe) and self.remote is not None:
+            return recipe
+        if recipe.nodes > 1:
+            raise PreconditionFailed(
+                f"run {job.run_id}: the recipe asks for {recipe.nodes} nodes, but this trainer "
+                "submits no TrainJobs (set SYNSCALE_TRAINJOB=1 on Kubernetes; docs/scaling.md)"
+            )
+        return None
 
     def start(self, job: trainer_pb2.TrainingJob) -> str:
         """Validate, then train in a background thread; returns the run id at once."""
@@ -129,14 +147,9 @@ class RunManager:
 
     def _execute(self, job: trainer_pb2.TrainingJob, state: RunState) -> trainer_pb2.RunResult:
         """Train here, or as a TrainJob when the recipe needs more than one process."""
-        recipe = parse_recipe(job.recipe_json, kind=job.kind, arch=job.arch)
-        if needs_trainjob(recipe) and self.remote is not None:
+        recipe = self._remote_recipe(job)
+        if recipe is not None and self.remote is not None:
             return self.remote.run(job, recipe, state.cancel)
-        if recipe.nodes > 1:
-            raise PreconditionFailed(
-                f"run {job.run_id}: the recipe asks for {recipe.nodes} nodes, but this trainer "
-                "submits no TrainJobs (set SYNSCALE_TRAINJOB=1 on Kubernetes; docs/scaling.md)"
-            )
         return run_training(
             job,
             self.store,
