@@ -31,7 +31,7 @@ from synscale.store.file import FileStore
 from synscale.study import TrainingRecipe
 from synscale.testing.polling import eventually
 from synscale.v1 import common_pb2, trainer_pb2
-from synscale_trainer import jobs, trainjob
+from synscale_trainer import jobs, jobset, trainjob
 from synscale_trainer.runs import RunManager
 from synscale_trainer.train import TrainOptions
 from synscale_trainer.trainjob_api import TrainJobApi
@@ -50,8 +50,10 @@ WAIT_S = 120.0
 def api(kubeconfig: Path) -> Iterator[client.ApiClient]:
     api = config.new_client_from_config(config_file=str(kubeconfig))
     ext = client.ApiextensionsV1Api(api)
-    for name in ("trainer.kubeflow.org_trainjobs.yaml", "trainer.kubeflow.org_clustertrainingruntimes.yaml"):
-        crd = yaml.safe_load((CRDS / name).read_text())
+    for path in (CRDS / "trainer.kubeflow.org_trainjobs.yaml",
+                 CRDS / "trainer.kubeflow.org_clustertrainingruntimes.yaml",
+                 ROOT / "k8s" / "crds" / "jobset" / "jobset.x-k8s.io_jobsets.yaml"):
+        crd = yaml.safe_load(path.read_text())
         try:
             ext.create_custom_resource_definition(body=crd)
         except ApiException as exc:
@@ -223,6 +225,17 @@ def test_a_trainjob_of_another_run_under_the_same_name_is_not_adopted(
     runner = TrainJobRunner(FileStore(tmp_path / "store", "synscale"), settings, TrainJobApi(api, namespace))
     with pytest.raises(PreconditionFailed, match="belongs to run 'some-other-run'"):
         runner.run(job, RECIPE, threading.Event())
+
+
+def test_the_server_accepts_the_jobset_fallback_as_rendered(api: client.ApiClient, namespace: str) -> None:
+    """The JobSet rendered where Kubeflow is absent passes the JobSet CRD's strict validation."""
+    job = a_job("kube-jobset-0123")
+    manifest = jobset.render_jobset(job, RECIPE, trainjob.TrainJobSettings.from_env(settings_env(namespace)))
+    stored = client.CustomObjectsApi(api).create_namespaced_custom_object(
+        "jobset.x-k8s.io", "v1alpha2", namespace, "jobsets", manifest, field_validation="Strict")
+    (ours,), (theirs,) = manifest["spec"]["replicatedJobs"], stored["spec"]["replicatedJobs"]
+    assert theirs["template"]["spec"]["template"] == ours["template"]["spec"]["template"]  # pod: untouched
+    assert {k: theirs[k] for k in ours} == ours | {"template": theirs["template"]}  # + CRD defaults only
 
 
 def test_the_server_refuses_what_the_schema_refuses(api: client.ApiClient, namespace: str) -> None:

@@ -19,7 +19,7 @@ from synscale import codecs
 from synscale.errors import InvalidInput, PreconditionFailed
 from synscale.study import TrainingRecipe
 from synscale.v1 import common_pb2, trainer_pb2
-from synscale_trainer import jobs, trainjob, trainjob_schema
+from synscale_trainer import jobs, jobset, trainjob, trainjob_schema
 from synscale_trainer.runs import RunManager
 from synscale_trainer.train import TrainOptions
 
@@ -102,11 +102,37 @@ def test_schema_refuses_unknown_and_mistyped_fields_naming_them() -> None:
     assert "'name' is a required property" in text
 
 
-def test_packaged_schema_is_the_vendored_crds() -> None:
-    crd = yaml.safe_load((CRDS / "trainer.kubeflow.org_trainjobs.yaml").read_text())
+@pytest.mark.parametrize(("crd_file", "kind"), [
+    (CRDS / "trainer.kubeflow.org_trainjobs.yaml", "TrainJob"),
+    (ROOT / "k8s" / "crds" / "jobset" / "jobset.x-k8s.io_jobsets.yaml", "JobSet"),
+])
+def test_packaged_schemas_are_the_vendored_crds(crd_file: Path, kind: str) -> None:
+    crd = yaml.safe_load(crd_file.read_text())
     fresh = trainjob_schema.dump(trainjob_schema.strict_schema(crd))
-    packaged = trainjob_schema.dump(trainjob_schema.packaged_schema())
-    assert packaged == fresh, "run python -m synscale_trainer.trainjob_schema on the vendored CRD"
+    packaged = trainjob_schema.dump(trainjob_schema.packaged_schema(kind))
+    assert packaged == fresh, f"run python -m synscale_trainer.trainjob_schema {crd_file}"
+
+
+def test_jobset_fallback_is_valid_and_spells_the_rendezvous_out() -> None:
+    job = _job(MULTI)
+    manifest = jobset.render_jobset(job, MULTI, SETTINGS)
+    assert trainjob_schema.problems(manifest) == []  # against the JobSet CRD (by kind)
+    name = trainjob.trainjob_name(job.run_id)
+    assert manifest["metadata"] == trainjob.render(job, MULTI, SETTINGS)["metadata"]
+    assert manifest["spec"]["network"]["enableDNSHostnames"] is True
+    (replicated,) = manifest["spec"]["replicatedJobs"]
+    spec = replicated["template"]["spec"]
+    assert spec["parallelism"] == spec["completions"] == 4 and spec["completionMode"] == "Indexed"
+    (container,) = spec["template"]["spec"]["containers"]
+    command = container["command"]
+    assert command[:5] == ["torchrun", "--nnodes", "4", "--nproc-per-node", "8"]
+    assert command[command.index("--node-rank") + 1] == "$(JOB_COMPLETION_INDEX)"
+    assert command[command.index("--master-addr") + 1] == f"{name}-node-0-0.{name}"
+    assert command[-4:] == ["-m", trainjob.DISTRIBUTED_ENTRY, "--job", trainjob.job_ref(job)]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "8"
+    broken = copy.deepcopy(manifest)
+    broken["spec"]["replicatedJobs"][0]["replica"] = 1
+    assert any("'replica' was unexpected" in p for p in trainjob_schema.problems(broken))
 
 
 def test_vendored_runtime_is_the_one_rendered_jobs_reference() -> None:

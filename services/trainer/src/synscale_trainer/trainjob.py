@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,10 +113,14 @@ def job_ref(job: trainer_pb2.TrainingJob) -> str:
     return layout.run_key(job.study_id, job.run_id, JOB_SPEC)
 
 
-def torchrun_command(nodes: int, nproc_per_node: int, ref: str) -> list[str]:
-    """The command each TrainJob pod runs (node rank and rendezvous come from PET_* env)."""
+def torchrun_command(nodes: int, nproc_per_node: int, ref: str, rendezvous: Sequence[str] = ()) -> list[str]:
+    """The command each pod runs: torchrun on the distributed entry point.
+
+    In a TrainJob the node rank and rendezvous come from the PET_* variables the torch
+    runtime sets; elsewhere (`jobset.py`) they are passed as `rendezvous` flags.
+    """
     return [
-        "torchrun", "--nnodes", str(nodes), "--nproc-per-node", str(nproc_per_node),
+        "torchrun", "--nnodes", str(nodes), "--nproc-per-node", str(nproc_per_node), *rendezvous,
         "-m", DISTRIBUTED_ENTRY, "--job", ref,
     ]
 
@@ -139,7 +143,7 @@ def label_value(text: str) -> str:
     return f"{safe}-{ids.digest(text, length=10)}" if safe else ids.digest(text, length=10)
 
 
-def _env(settings: TrainJobSettings, job: trainer_pb2.TrainingJob) -> list[dict[str, Any]]:
+def pod_env(settings: TrainJobSettings, job: trainer_pb2.TrainingJob) -> list[dict[str, Any]]:
     """The pods' environment: the trainer's bus/store settings, the job's bucket, S3 keys by reference."""
     values = dict(settings.env)
     if job.bucket:
@@ -171,6 +175,24 @@ def resources_per_node(recipe: TrainingRecipe, settings: TrainJobSettings) -> di
     return out
 
 
+def labels(job: trainer_pb2.TrainingJob) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/managed-by": "synscale-trainer",
+        LABEL_STUDY: label_value(job.study_id),
+        LABEL_RUN: label_value(job.run_id),
+    }
+
+
+def metadata(job: trainer_pb2.TrainingJob, settings: TrainJobSettings) -> dict[str, Any]:
+    """Name (the run's), namespace, labels and the full ids as annotations."""
+    return {
+        "name": trainjob_name(job.run_id),
+        "namespace": settings.namespace,
+        "labels": labels(job),
+        "annotations": {ANNOTATION_STUDY: job.study_id, ANNOTATION_RUN: job.run_id},
+    }
+
+
 def render(
     job: trainer_pb2.TrainingJob, recipe: TrainingRecipe, settings: TrainJobSettings
 ) -> dict[str, Any]:
@@ -183,25 +205,15 @@ def render(
         "command": torchrun_command(recipe.nodes, nproc, job_ref(job)),
         "numNodes": recipe.nodes,
         "numProcPerNode": nproc,
-        "env": _env(settings, job),
+        "env": pod_env(settings, job),
     }
     resources = resources_per_node(recipe, settings)
     if resources:
         trainer["resourcesPerNode"] = resources
-    labels = {
-        "app.kubernetes.io/managed-by": "synscale-trainer",
-        LABEL_STUDY: label_value(job.study_id),
-        LABEL_RUN: label_value(job.run_id),
-    }
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
-        "metadata": {
-            "name": trainjob_name(job.run_id),
-            "namespace": settings.namespace,
-            "labels": labels,
-            "annotations": {ANNOTATION_STUDY: job.study_id, ANNOTATION_RUN: job.run_id},
-        },
+        "metadata": metadata(job, settings),
         "spec": {
             "runtimeRef": {"apiGroup": GROUP, "kind": "ClusterTrainingRuntime", "name": settings.runtime},
             "trainer": trainer,
