@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from synscale.errors import InvalidInput
 from synscale.ids import digest, safe_component
@@ -119,6 +128,24 @@ class TrainingRecipe(_Strict):
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     augment: bool = True
     seeds: list[int] = Field(default_factory=lambda: [0])
+    # Data-parallel execution (docs/scaling.md "Multi-node training"). Left out of the
+    # recipe's JSON while at their defaults (see _omit_defaults), so the run ids of recipes
+    # written before these fields existed do not change.
+    amp: Literal["auto", "off", "bf16"] = "auto"  # auto: bf16/fp16 on CUDA, none on CPU
+    compile: bool = False  # torch.compile the model
+    parallel: Literal["ddp", "fsdp"] = "ddp"  # how torchrun ranks share the model
+    data_streams: int = Field(8, ge=1)  # canonical data streams; world sizes must be <= this
+
+    @model_serializer(mode="wrap")
+    def _omit_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in _OMIT_WHEN_DEFAULT:
+            if name in data and data[name] == type(self).model_fields[name].default:
+                del data[name]
+        return data
+
+
+_OMIT_WHEN_DEFAULT = ("amp", "compile", "parallel", "data_streams")
 
 
 class EvaluationSpec(_Strict):
