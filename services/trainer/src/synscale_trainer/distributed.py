@@ -29,6 +29,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -175,7 +176,7 @@ class DistributedRunner(_Runner):
         self.owned = partition.owned_streams(self.streams, world.rank, world.size)
         self.seen_dir = seen_dir
         self.kill_after_step = kill_after_step
-        self._due = False
+        self._timed_due = False
         self._batch: LocalBatch | None = None
         super().__init__(run, store, options, None, self._kill_hook if kill_after_step else None)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=run.recipe.label_smoothing, reduction="sum")
@@ -210,10 +211,7 @@ class DistributedRunner(_Runner):
             checkpoint.save(self.store, self.ckpt_key, state)
         dist.barrier()  # no rank runs ahead of a checkpoint that may be the one it resumes
 
-    def _restore(self) -> None:
-        state = checkpoint.load(self.store, self.ckpt_key, self.fingerprint)
-        if state is None:
-            return
+    def _restore_weights(self, state: dict[str, Any]) -> None:
         if state.get("order") != ORDER or int(state.get("data_streams", -1)) != self.streams:
             raise PreconditionFailed(
                 f"checkpoint {self.ckpt_key} was written by the single-process trainer or with other "
@@ -228,29 +226,12 @@ class DistributedRunner(_Runner):
             optim_state_dict=state["optimizer"],
             options=StateDictOptions(full_state_dict=True),
         )
-        rest = {k: v for k, v in state.items() if k not in ("model", "optimizer")}
-        self._restore_position(rest)
-        log.info(
-            "rank %d resumes a %s-rank checkpoint at step %d (epoch %d, global batch %d)",
-            self.world.rank,
-            state.get("world_size"),
-            self.step,
-            self.epoch,
-            self.batch_in_epoch,
-        )
-
-    def _restore_position(self, state: dict[str, Any]) -> None:
-        self.schedule.load_state_dict(state["schedule"])
-        self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"])
-        self.step, self.epoch = int(state["step"]), int(state["epoch"])
-        self.batch_in_epoch = int(state["batch_in_epoch"])
-        self.losses.extend(float(x) for x in state["losses"])
-        self.train_seconds = float(state["train_seconds"])
-        self.complete = bool(state["complete"])
+        log.info("rank %d loads a checkpoint written by %s ranks", self.world.rank, state.get("world_size"))
 
     def _checkpoint_due(self) -> bool:
-        return self._due  # decided by rank 0, shared in the step's all-reduce
+        # the step rule is the same on every rank; the clock is rank 0's, shared in the step's
+        # all-reduce, so that every rank takes part in the same checkpoints
+        return self._timed_due or self.step % self.checkpoint_every == 0
 
     # -- data ---------------------------------------------------------------------------
     def _stream_lengths(self, dataset: StreamingDataset) -> list[int]:
@@ -291,10 +272,11 @@ class DistributedRunner(_Runner):
         loss_sum = self._loss(images, labels, texts)
         # each rank's share of the global mean; DDP's all-reduce averages over the ranks
         loss = loss_sum * (self.world.size / max(1, local.global_count))
-        due = self.world.is_main and super()._checkpoint_due()
-        stats = torch.tensor([float(loss_sum.detach()), float(len(local.uids)), float(due)])
+        every_s = self.options.checkpoint_every_s
+        timed = self.world.is_main and every_s > 0 and time.monotonic() - self._last_save >= every_s
+        stats = torch.tensor([float(loss_sum.detach()), float(len(local.uids)), float(timed)])
         dist.all_reduce(stats)
-        self._due = bool(stats[2] > 0)
+        self._timed_due = bool(stats[2] > 0)
         self._optimize(loss)
         self._advance(float(stats[0] / max(1.0, float(stats[1]))))
         self._record_seen(local.uids)

@@ -53,3 +53,25 @@ def run_local(
     cmd = torchrun_command(nproc, str(job_path), "--store", str(store_root), "--device", "cpu", *extra)
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout_s, check=False)
     return Launched(done.returncode, done.stdout, done.stderr)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One image one rank trained on (the `--seen-dir` test hook's record)."""
+
+    rank: int
+    world: int
+    epoch: int
+    step: int
+    uid: str
+
+
+def read_seen(seen_dir: Path) -> list[Seen]:
+    """Every record under `seen_dir` (files rank<r>-of-<world>.tsv: epoch, step, uid)."""
+    out = []
+    for path in sorted(seen_dir.glob("rank*-of-*.tsv")):
+        rank, world = (int(x) for x in path.stem.removeprefix("rank").split("-of-"))
+        for line in path.read_text().splitlines():
+            epoch, step, uid = line.split("\t")
+            out.append(Seen(rank, world, int(epoch), int(step), uid))
+    return out

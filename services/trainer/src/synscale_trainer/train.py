@@ -258,16 +258,8 @@ class _Runner:
         state = checkpoint.load(self.store, self.ckpt_key, self.fingerprint)
         if state is None:
             return
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"])
-        self.step, self.epoch = int(state["step"]), int(state["epoch"])
-        self.batch_in_epoch = int(state["batch_in_epoch"])
-        self.losses.extend(float(x) for x in state["losses"])
-        self.train_seconds = float(state["train_seconds"])
-        self.complete = bool(state["complete"])
+        self._restore_weights(state)
+        self._restore_position(state)
         log.info(
             "run %s resumes at step %d/%d (epoch %d, batch %d)",
             self.job.run_id,
@@ -276,6 +268,22 @@ class _Runner:
             self.epoch,
             self.batch_in_epoch,
         )
+
+    def _restore_weights(self, state: dict[str, Any]) -> None:
+        """Model and optimizer state from a checkpoint."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def _restore_position(self, state: dict[str, Any]) -> None:
+        """Everything else a checkpoint holds: schedule, scaler, RNG, data position, losses."""
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.batch_in_epoch = int(state["batch_in_epoch"])
+        self.losses.extend(float(x) for x in state["losses"])
+        self.train_seconds = float(state["train_seconds"])
+        self.complete = bool(state["complete"])
 
     def _save(self) -> None:
         checkpoint.save(self.store, self.ckpt_key, self._state())
