@@ -72,12 +72,14 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, trainer_pb2.Tr
     return root, job
 
 
-def _launch(base: tuple[Path, trainer_pb2.TrainingJob], root: Path, nproc: int, *extra: str) -> Launch:
+def _launch(
+    base: tuple[Path, trainer_pb2.TrainingJob], root: Path, nproc: int, *extra: str, job: str = "job.json"
+) -> Launch:
     src, _ = base
     if not (root / "store").exists():
         shutil.copytree(src / "store", root / "store")
     out = run_local(
-        nproc, src / "job.json", root / "store", "--workers", "2", "--seen-dir", str(root / "seen"), *extra
+        nproc, src / job, root / "store", "--workers", "2", "--seen-dir", str(root / "seen"), *extra
     )
     return Launch(root, out.returncode, out.stdout + out.stderr)
 
@@ -150,3 +152,19 @@ def test_a_killed_run_resumes_on_another_world_size_with_the_same_images(
     result = resumed.result(job)
     assert result.steps == STEPS
     _close(result, two.result(job))
+
+
+def test_fsdp_with_bf16_on_two_ranks_trains_the_same_images(
+    base: tuple[Path, trainer_pb2.TrainingJob], two: Launch, tmp_path: Path
+) -> None:
+    job = trainer_pb2.TrainingJob()
+    job.CopyFrom(base[1])
+    recipe = TrainingRecipe.model_validate_json(job.recipe_json).model_copy(
+        update={"parallel": "fsdp", "amp": "bf16"}
+    )
+    job.recipe_json = recipe.model_dump_json()
+    (base[0] / "job-fsdp.json").write_text(job_to_json(job))
+    fsdp = _launch(base, tmp_path, 2, job="job-fsdp.json")
+    assert fsdp.returncode == 0, fsdp.log[-3000:]
+    assert _records(fsdp.seen()) == _records(two.seen())
+    _close(fsdp.result(job), two.result(base[1]))

@@ -1,0 +1,48 @@
+"""The data-parallel runner in this process, as a world of one rank (gloo): FSDP, bf16, refusals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch.distributed as dist
+
+from synscale.errors import PreconditionFailed
+from synscale.store.file import FileStore
+from synscale.v1 import trainer_pb2
+from synscale_trainer import checkpoint, jobs
+from synscale_trainer.distributed import ORDER, World, train_distributed
+from synscale_trainer.models import build_classifier
+from synscale_trainer.train import TrainOptions, run_training
+
+MakeJob = Callable[..., trainer_pb2.TrainingJob]
+ONE = World(rank=0, size=1, local_rank=0)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    yield ONE
+    dist.destroy_process_group()
+
+
+def test_fsdp_with_bf16_trains_and_checkpoints_the_plain_models_keys(
+    cell_store: FileStore, make_job: MakeJob, options: TrainOptions, world: World
+) -> None:
+    job = jobs.normalise(make_job(steps=3, recipe={"parallel": "fsdp", "amp": "bf16", "data_streams": 2}))
+    result = train_distributed(job, cell_store, options, world)
+    assert result.status == "done" and result.steps == 3 and result.evals[0].n == 100
+    state = checkpoint.load(cell_store, jobs.checkpoint_key(job), jobs.fingerprint(job))
+    assert state is not None and state["order"] == ORDER and state["complete"]
+    plain = build_classifier("embedded-cnn", 10, 32)
+    plain.load_state_dict(state["model"])  # whole tensors under the plain module's names
+
+
+def test_a_single_process_checkpoint_is_refused_with_the_reason(
+    cell_store: FileStore, make_job: MakeJob, options: TrainOptions, world: World
+) -> None:
+    job = make_job(steps=4)
+    assert run_training(job, cell_store, options=options, cancel=lambda: True).status == "cancelled"
+    with pytest.raises(PreconditionFailed, match="single-process trainer"):
+        train_distributed(job, cell_store, options, world)
