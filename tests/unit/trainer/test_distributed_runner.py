@@ -8,11 +8,19 @@ from pathlib import Path
 import pytest
 import torch.distributed as dist
 
-from synscale.errors import PreconditionFailed
+from synscale.errors import InvalidInput, PreconditionFailed
 from synscale.store.file import FileStore
 from synscale.v1 import trainer_pb2
 from synscale_trainer import checkpoint, jobs
-from synscale_trainer.distributed import ORDER, World, train_distributed
+from synscale_trainer.distributed import (
+    ORDER,
+    STORE_PREFIX,
+    World,
+    job_to_json,
+    load_job,
+    put_job,
+    train_distributed,
+)
 from synscale_trainer.models import build_classifier
 from synscale_trainer.train import TrainOptions, run_training
 
@@ -46,3 +54,23 @@ def test_a_single_process_checkpoint_is_refused_with_the_reason(
     assert run_training(job, cell_store, options=options, cancel=lambda: True).status == "cancelled"
     with pytest.raises(PreconditionFailed, match="single-process trainer"):
         train_distributed(job, cell_store, options, world)
+
+
+def test_a_job_travels_to_the_ranks_through_the_store_or_a_file(
+    store: FileStore, make_job: MakeJob, tmp_path: Path
+) -> None:
+    job = jobs.normalise(make_job(recipe={"parallel": "fsdp", "data_streams": 16}))
+    ref = put_job(store, job)
+    assert ref.startswith(STORE_PREFIX) and ref.endswith(f"{job.run_id}/job.json")
+    assert load_job(ref, store) == job
+    path = tmp_path / "job.json"
+    path.write_text(job_to_json(job))
+    assert load_job(str(path), store) == job
+    path.write_text('{"study_id": 3, "nope": 1}')
+    with pytest.raises(InvalidInput, match="--job"):
+        load_job(str(path), store)
+
+
+def test_outside_torchrun_the_entry_point_says_how_to_start_it() -> None:
+    with pytest.raises(PreconditionFailed, match="torchrun"):
+        World.from_env({})

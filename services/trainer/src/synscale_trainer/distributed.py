@@ -43,6 +43,7 @@ from torch import nn
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from synscale import layout
 from synscale.config import RuntimeConfig, make_store
 from synscale.errors import InvalidInput, PreconditionFailed
 from synscale.settings import pick_device
@@ -57,6 +58,7 @@ from synscale_trainer.train import PreparedRun, TrainOptions, _Runner, prepare
 log = logging.getLogger(__name__)
 ORDER = "canonical-streams-v1"  # the data order a distributed checkpoint's position refers to
 STORE_PREFIX = "store:"
+JOB_FILE = "job.json"
 
 
 @dataclass(frozen=True)
@@ -339,6 +341,18 @@ def load_job(ref: str, store: ObjectStore) -> trainer_pb2.TrainingJob:
 
 def job_to_json(job: trainer_pb2.TrainingJob) -> str:
     return json_format.MessageToJson(job, preserving_proto_field_name=True)
+
+
+def put_job(store: ObjectStore, job: trainer_pb2.TrainingJob) -> str:
+    """Store the job beside its run (runs/<run>/job.json); returns the `--job` value for it.
+
+    What a launcher (the TrainJob the trainer service submits) passes to every pod, so all
+    ranks read one job from the store they train from.
+    """
+    job = jobs.normalise(job)
+    key = layout.run_key(job.study_id, job.run_id, JOB_FILE)
+    store.put(key, job_to_json(job).encode(), content_type="application/json")
+    return STORE_PREFIX + key
 
 
 def train_distributed(
