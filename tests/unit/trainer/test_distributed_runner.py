@@ -13,12 +13,15 @@ from synscale.store.file import FileStore
 from synscale.v1 import trainer_pb2
 from synscale_trainer import checkpoint, jobs
 from synscale_trainer.distributed import (
+    FSDP_MIN_PARAMS,
     ORDER,
     STORE_PREFIX,
     World,
+    apply_fsdp,
     job_to_json,
     load_job,
     put_job,
+    shard_units,
     train_distributed,
 )
 from synscale_trainer.models import build_classifier
@@ -74,3 +77,38 @@ def test_a_job_travels_to_the_ranks_through_the_store_or_a_file(
 def test_outside_torchrun_the_entry_point_says_how_to_start_it() -> None:
     with pytest.raises(PreconditionFailed, match="torchrun"):
         World.from_env({})
+
+
+def test_fsdp_units_are_the_blocks_of_a_vit_and_the_whole_of_a_small_model() -> None:
+    from torchvision.models import vit_b_16
+
+    vit = vit_b_16(weights=None)
+    units = shard_units(vit, FSDP_MIN_PARAMS)
+    blocks = list(vit.encoder.layers)
+    assert all(b in units for b in blocks) and units[-1] is vit
+    assert all(units.index(b) < units.index(vit) for b in blocks)  # inner before outer
+    cnn = build_classifier("embedded-cnn", 10, 32)
+    assert shard_units(cnn, FSDP_MIN_PARAMS) == [cnn]
+
+
+def test_fsdp_shards_a_vit_block_by_block_and_gathers_it_whole(world: World) -> None:
+    import torch
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    def tiny() -> VisionTransformer:
+        torch.manual_seed(0)
+        return VisionTransformer(32, 8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64, num_classes=10)
+
+    plain, sharded = tiny(), apply_fsdp(tiny(), min_params=7000)
+    assert len(shard_units(tiny(), 7000)) == 3  # the two encoder blocks, then the root
+    x = torch.randn(4, 3, 32, 32)
+    # the optimizer is made before any forward, as the runner does: FSDP2 keeps the root's
+    # parameters unsharded after a forward, and an optimizer made then would hold those
+    optimizer = torch.optim.AdamW(sharded.parameters(), lr=1e-3)
+    with torch.no_grad():
+        torch.testing.assert_close(sharded(x), plain(x))
+    sharded(x).square().mean().backward()
+    optimizer.step()
+    model_state, _ = get_state_dict(sharded, optimizer, options=StateDictOptions(full_state_dict=True))
+    assert set(model_state) == set(plain.state_dict())

@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 ORDER = "canonical-streams-v1"  # the data order a distributed checkpoint's position refers to
 STORE_PREFIX = "store:"
 JOB_FILE = "job.json"
+FSDP_MIN_PARAMS = 5_000_000  # parameters per FSDP unit (shard_units)
 
 
 @dataclass(frozen=True)
@@ -186,10 +187,7 @@ class DistributedRunner(_Runner):
     # -- model --------------------------------------------------------------------------
     def _wrap(self, model: nn.Module) -> nn.Module:
         if self.run_.recipe.parallel == "fsdp":
-            from torch.distributed.fsdp import fully_shard
-
-            fully_shard(model)  # shards the parameters in place (FSDP2)
-            net: nn.Module = model
+            net: nn.Module = apply_fsdp(model)
         else:
             ids = [self.device.index or 0] if self.device.type == "cuda" else None
             net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
@@ -323,6 +321,36 @@ class DistributedRunner(_Runner):
             jobs.result_key(self.job), jobs.result_to_json(result), content_type="application/json"
         )
         return result
+
+
+def shard_units(model: nn.Module, min_params: int) -> list[nn.Module]:
+    """The modules FSDP shards separately, inner before outer, the model itself last.
+
+    Size-based, as FSDP1's size_based_auto_wrap_policy: walking the tree bottom-up, a
+    module becomes a unit once the parameters not yet in a unit below it reach
+    `min_params` (FSDP_MIN_PARAMS = 5M: a ViT-B/16 block is 7.1M, its layers 2.4M each, so
+    its 12 blocks become units and only one block's parameters are gathered at a time). A
+    model smaller than that is one unit.
+    """
+    loose: dict[nn.Module, int] = {}
+    units: list[nn.Module] = []
+    for module in reversed(list(model.modules())):  # every module after all its descendants
+        own = sum(p.numel() for p in module.parameters(recurse=False))
+        count = own + sum(loose[c] for c in module.children())
+        if module is not model and count >= min_params:
+            units.append(module)
+            count = 0
+        loose[module] = count
+    return [*units, model]
+
+
+def apply_fsdp(model: nn.Module, min_params: int = FSDP_MIN_PARAMS) -> nn.Module:
+    """FSDP2: shard `model`'s parameters in place, unit by unit (shard_units); returns it."""
+    from torch.distributed.fsdp import fully_shard
+
+    for unit in shard_units(model, min_params):  # inner units first, the root last
+        fully_shard(unit)
+    return model
 
 
 def _padded(rows: list[list[Any]]) -> list[list[Any]]:
