@@ -112,3 +112,18 @@ def test_fsdp_shards_a_vit_block_by_block_and_gathers_it_whole(world: World) -> 
     optimizer.step()
     model_state, _ = get_state_dict(sharded, optimizer, options=StateDictOptions(full_state_dict=True))
     assert set(model_state) == set(plain.state_dict())
+
+
+def test_clip_trains_under_ddp_and_is_evaluated_zero_shot(
+    cell_store: FileStore, make_job: MakeJob, options: TrainOptions, world: World
+) -> None:
+    # per-rank negatives (docs/scaling.md): with one rank, the global batch's loss
+    job = make_job(
+        kind="clip",
+        arch="embedded-clip",
+        steps=3,
+        recipe={"kind": "clip", "arch": "embedded-clip", "lr": 1e-3, "data_streams": 2},
+    )
+    result = train_distributed(job, cell_store, options, world)
+    assert result.status == "done" and result.steps == 3
+    assert 0 < result.train_loss < 10 and 0 <= result.evals[0].top1 <= 1
