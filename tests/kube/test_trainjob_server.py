@@ -31,7 +31,7 @@ from synscale.store.file import FileStore
 from synscale.study import TrainingRecipe
 from synscale.testing.polling import eventually
 from synscale.v1 import common_pb2, trainer_pb2
-from synscale_trainer import jobs, jobset, trainjob
+from synscale_trainer import jobs, jobset, launch, trainjob
 from synscale_trainer.runs import RunManager
 from synscale_trainer.train import TrainOptions
 from synscale_trainer.trainjob_api import TrainJobApi
@@ -171,7 +171,7 @@ def test_submits_once_reattaches_after_a_restart_and_reports_rank0s_result(
     assert original["spec"]["trainer"] == rendered["spec"]["trainer"]
     assert original["spec"]["runtimeRef"] == rendered["spec"]["runtimeRef"]
     assert original["metadata"]["labels"] == rendered["metadata"]["labels"]
-    assert store.get(trainjob.job_ref(job)) == codecs.training_job_to_json(job)  # where the pods read it
+    assert store.get(launch.job_key(job)) == codecs.training_job_to_json(job)  # where the pods read it
 
     # A new instance gets the redelivered job and re-attaches: same object, no second create.
     second = Service(api, store, namespace)

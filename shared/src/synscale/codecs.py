@@ -45,6 +45,8 @@ def _message_from_json(data: bytes, message: M, what: str) -> M:
         return json_format.Parse(data.decode(), message, ignore_unknown_fields=True)
     except UnicodeDecodeError as exc:
         raise ValueError(f"{what} is not UTF-8: {exc}") from None
+    except json_format.ParseError as exc:  # not a ValueError: callers catch one kind
+        raise ValueError(f"{what} is not a {message.DESCRIPTOR.name}: {exc}") from None
 
 
 def run_result_to_json(result: trainer_pb2.RunResult) -> bytes:
@@ -52,7 +54,7 @@ def run_result_to_json(result: trainer_pb2.RunResult) -> bytes:
 
 
 def run_result_from_json(data: bytes) -> trainer_pb2.RunResult:
-    """Raises ValueError (json_format.ParseError is one) on a document that is not a RunResult."""
+    """Raises ValueError on a document that is not a RunResult."""
     return _message_from_json(data, trainer_pb2.RunResult(), "result.json")
 
 

@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from synscale.errors import InvalidInput
 from synscale.ids import digest, safe_component
@@ -29,7 +38,6 @@ BACKENDS = ("embedded", "sd", "sdxl", "deepfloyd_if", "amused", "auto")
 MAX_IMAGES_PER_CLASS = 10_000_000
 MAX_NODES = 1024  # a TrainJob's numNodes; beyond this a study is misconfigured, not large
 MAX_GPUS_PER_NODE = 64
-PLACEMENT_FIELDS = ("nodes", "gpus_per_node")
 FitForm = Literal["power_law", "power_law_offset"]
 FIT_FORMS: tuple[FitForm, ...] = ("power_law", "power_law_offset")
 
@@ -124,12 +132,14 @@ class TrainingRecipe(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0])
     # Placement (docs/scaling.md, "Training on Kubernetes"): more than one node, or more
     # than one GPU on a node, makes the trainer run the job as a Kubeflow TrainJob of
-    # `nodes` pods with `gpus_per_node` GPUs (and as many torchrun processes) each. The
-    # global batch and schedule do not depend on it, so it is not part of what a run
-    # computes: at their defaults these fields stay out of the recipe's JSON (run ids of
-    # single-process recipes are unchanged; `recipe_json`).
+    # `nodes` pods with `gpus_per_node` GPUs (and as many torchrun processes) each.
     nodes: int = Field(1, ge=1, le=MAX_NODES)
     gpus_per_node: int = Field(0, ge=0, le=MAX_GPUS_PER_NODE)
+    # Data-parallel execution (docs/scaling.md "Multi-node training").
+    amp: Literal["auto", "off", "bf16"] = "auto"  # auto: bf16/fp16 on CUDA, none on CPU
+    compile: bool = False  # torch.compile the model
+    parallel: Literal["ddp", "fsdp"] = "ddp"  # how torchrun ranks share the model
+    data_streams: int = Field(8, ge=1)  # canonical data streams; world sizes must be <= this
 
     @property
     def distributed(self) -> bool:
@@ -137,10 +147,25 @@ class TrainingRecipe(_Strict):
         return self.nodes > 1 or self.gpus_per_node > 1
 
     def recipe_json(self) -> str:
-        """The recipe as a TrainingJob carries it; placement fields only when not default."""
-        fields = type(self).model_fields
-        placement = {name for name in PLACEMENT_FIELDS if getattr(self, name) == fields[name].default}
-        return self.model_dump_json(exclude=placement)
+        """The recipe as a TrainingJob carries it (execution fields only when not default)."""
+        return self.model_dump_json()
+
+    @model_serializer(mode="wrap")
+    def _omit_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave execution fields out while at their defaults.
+
+        The global batch and schedule do not depend on placement or parallelism, so they
+        are not part of what a run computes; omitting them keeps the run ids of recipes
+        written before these fields existed unchanged.
+        """
+        data: dict[str, Any] = handler(self)
+        for name in _OMIT_WHEN_DEFAULT:
+            if name in data and data[name] == type(self).model_fields[name].default:
+                del data[name]
+        return data
+
+
+_OMIT_WHEN_DEFAULT = ("nodes", "gpus_per_node", "amp", "compile", "parallel", "data_streams")
 
 
 class EvaluationSpec(_Strict):

@@ -41,3 +41,24 @@ def test_recipe_json_errors_name_the_field() -> None:
         total_steps(TrainingRecipe(min_steps=10, max_steps=5), 100)
     default = parse_recipe("", kind="clip", arch="embedded-clip")
     assert (default.kind, default.arch) == ("clip", "embedded-clip")
+
+
+NEW_FIELDS = ("amp", "compile", "parallel", "data_streams")
+
+
+def test_parallel_fields_are_left_out_of_the_json_at_their_defaults() -> None:
+    # a recipe written before the fields existed keeps its bytes, hence its run id
+    default = TrainingRecipe(batch_size=64)
+    assert not any(f'"{name}"' in default.model_dump_json() for name in NEW_FIELDS)
+    assert TrainingRecipe.model_validate_json(default.model_dump_json()) == default
+    chosen = TrainingRecipe(amp="bf16", compile=True, parallel="fsdp", data_streams=16)
+    text = chosen.model_dump_json()
+    assert all(f'"{name}"' in text for name in NEW_FIELDS)
+    assert TrainingRecipe.model_validate_json(text) == chosen
+
+
+def test_unknown_parallel_mode_is_refused_naming_the_field() -> None:
+    with pytest.raises(InvalidInput, match="parallel"):
+        parse_recipe('{"parallel": "pipeline"}', kind="supervised", arch="embedded-cnn")
+    with pytest.raises(InvalidInput, match="data_streams"):
+        parse_recipe('{"data_streams": 0}', kind="supervised", arch="embedded-cnn")

@@ -194,3 +194,24 @@ def test_a_finished_run_is_not_retrained(
 
     again = run_training(job, cell_store, progress=must_not_train, options=options)
     assert again == first
+
+
+def test_bf16_autocast_trains_on_cpu(cell_store: FileStore, make_job: MakeJob, options: TrainOptions) -> None:
+    job = make_job(steps=3, recipe={"amp": "bf16"})
+    result = run_training(job, cell_store, options=options)
+    assert result.status == "done" and result.steps == 3
+    assert 0 < result.train_loss < 10
+
+
+def test_compile_option_wraps_the_training_module(
+    cell_store: FileStore, make_job: MakeJob, options: TrainOptions
+) -> None:
+    # plumbing only: inductor needs minutes on this 2-core CPU (a compiled 2-rank run of
+    # the test job took 2m47s here against 34 s uncompiled), so no steps are trained
+    from synscale_trainer.train import _Runner, prepare
+
+    for flag in (False, True):
+        run = prepare(make_job(steps=2, recipe={"compile": flag}), cell_store, options)
+        runner = _Runner(run, cell_store, options, None, None)
+        assert isinstance(runner.net, torch._dynamo.eval_frame.OptimizedModule) is flag
+        assert set(runner.model.state_dict()) == set(run.build().state_dict())  # no _orig_mod. keys

@@ -86,10 +86,22 @@ class StreamingDataset(IterableDataset):  # type: ignore[type-arg]
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         epoch = self.epoch
-        rng = random.Random(f"stream:{self.seed}:{epoch}:{worker}")
-        mine = self.worker_sources(epoch, worker, workers)
-        for uid, raw, label, text in self._shuffled(self._interleaved(mine, rng), rng):
-            yield self.preprocess(raw, item_seed(self.seed, epoch, uid)), label, text
+        for uid, raw, label, text in self.stream_items(epoch, worker, workers):
+            yield self.prepare(epoch, uid, raw), label, text
+
+    def stream_items(self, epoch: int, stream: int, streams: int) -> Iterator[Item]:
+        """Stream `stream` of `streams` in epoch `epoch`, undecoded: a pure function of them.
+
+        The single-process loader reads one stream per worker; the data-parallel trainer
+        reads the canonical streams its rank owns (partition.py).
+        """
+        rng = random.Random(f"stream:{self.seed}:{epoch}:{stream}")
+        mine = self.worker_sources(epoch, stream, streams)
+        return self._shuffled(self._interleaved(mine, rng), rng)
+
+    def prepare(self, epoch: int, uid: str, raw: Any) -> torch.Tensor:
+        """One image as the model sees it, augmented with its (seed, epoch, uid) seed."""
+        return self.preprocess(raw, item_seed(self.seed, epoch, uid))
 
     # -- reading ----------------------------------------------------------------------
     def _interleaved(self, sources: list[Source], rng: random.Random) -> Iterator[Item]:

@@ -150,9 +150,17 @@ def _device(options: TrainOptions) -> torch.device:
     return torch.device(options.device or pick_device(torch.cuda.is_available, {}))
 
 
-def _amp(device: torch.device) -> tuple[Callable[[], contextlib.AbstractContextManager[Any]], bool]:
-    """(autocast factory, use a grad scaler): bf16 where supported, else fp16; none on CPU."""
-    if device.type != "cuda":
+def _amp(
+    device: torch.device, mode: str = "auto"
+) -> tuple[Callable[[], contextlib.AbstractContextManager[Any]], bool]:
+    """(autocast factory, use a grad scaler) for the recipe's `amp`.
+
+    auto: bf16 where supported, else fp16 (with a scaler), on CUDA; none on CPU.
+    bf16: bf16 autocast on any device (CPU included), no scaler. off: full precision.
+    """
+    if mode == "bf16":
+        return (lambda: torch.autocast(device.type, dtype=torch.bfloat16)), False
+    if mode == "off" or device.type != "cuda":
         return contextlib.nullcontext, False
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return (lambda: torch.autocast("cuda", dtype=dtype)), dtype == torch.float16
@@ -206,9 +214,10 @@ class _Runner:
         self.progress = progress
         self.cancel = cancel
         self.device = _device(options)
-        self.autocast, use_scaler = _amp(self.device)
+        self.autocast, use_scaler = _amp(self.device, run.recipe.amp)
         torch.manual_seed(int(self.job.seed))
         self.model = run.build().to(self.device)
+        self.net = self._wrap(self.model)  # what the training step calls
         self.optimizer = make_optimizer(self.model, run.recipe, clip=run.is_clip)
         self.schedule = make_schedule(self.optimizer, run.steps)
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
@@ -222,6 +231,10 @@ class _Runner:
         self.fingerprint = jobs.fingerprint(self.job)
         every = options.checkpoint_every or max(50, run.steps // 20)
         self.checkpoint_every = max(1, every)
+
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        """The module the training step runs: the model, compiled when the recipe says so."""
+        return torch.compile(model) if self.run_.recipe.compile else model  # type: ignore[return-value]
 
     # -- checkpoint state ---------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -245,16 +258,8 @@ class _Runner:
         state = checkpoint.load(self.store, self.ckpt_key, self.fingerprint)
         if state is None:
             return
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"])
-        self.step, self.epoch = int(state["step"]), int(state["epoch"])
-        self.batch_in_epoch = int(state["batch_in_epoch"])
-        self.losses.extend(float(x) for x in state["losses"])
-        self.train_seconds = float(state["train_seconds"])
-        self.complete = bool(state["complete"])
+        self._restore_weights(state)
+        self._restore_position(state)
         log.info(
             "run %s resumes at step %d/%d (epoch %d, batch %d)",
             self.job.run_id,
@@ -263,6 +268,22 @@ class _Runner:
             self.epoch,
             self.batch_in_epoch,
         )
+
+    def _restore_weights(self, state: dict[str, Any]) -> None:
+        """Model and optimizer state from a checkpoint."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def _restore_position(self, state: dict[str, Any]) -> None:
+        """Everything else a checkpoint holds: schedule, scaler, RNG, data position, losses."""
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.batch_in_epoch = int(state["batch_in_epoch"])
+        self.losses.extend(float(x) for x in state["losses"])
+        self.train_seconds = float(state["train_seconds"])
+        self.complete = bool(state["complete"])
 
     def _save(self) -> None:
         checkpoint.save(self.store, self.ckpt_key, self._state())
@@ -310,7 +331,7 @@ class _Runner:
         self._last_save = time.monotonic()
         try:
             while self.step < self.run_.steps:
-                shards = [s for s in dataset.epoch_order(self.epoch) if isinstance(s, ShardSource)]
+                shards = self._epoch_shards(dataset)
                 prefetch.submit([(s.key, s.sha256) for s in shards])  # in the order the epoch reads them
                 dataset.set_epoch(self.epoch)
                 outcome = self._epoch(dataset)
@@ -324,6 +345,10 @@ class _Runner:
         finally:
             prefetch.close()
         return False
+
+    def _epoch_shards(self, dataset: StreamingDataset) -> list[ShardSource]:
+        """The shards this process reads in the current epoch, in reading order."""
+        return [s for s in dataset.epoch_order(self.epoch) if isinstance(s, ShardSource)]
 
     def _epoch(self, dataset: StreamingDataset) -> str:
         """Train on the rest of this epoch: 'epoch-end', 'finished', 'cancelled' or 'empty'."""
@@ -366,16 +391,24 @@ class _Runner:
             yield batch
 
     def _step(self, images: torch.Tensor, labels: torch.Tensor, texts: list[str]) -> None:
-        model = self.model
+        loss = self._loss(images, labels, texts)
+        self._optimize(loss)
+        self._advance(float(loss.detach()))
+
+    def _loss(self, images: torch.Tensor, labels: torch.Tensor, texts: list[str]) -> torch.Tensor:
+        """The batch's mean loss (what backward is called on)."""
+        model = self.net
         model.train()
         images = images.to(self.device, non_blocking=True)
         with self.autocast():
             if self.run_.is_clip:
                 assert self.tokenizer is not None
                 tokens = self.tokenizer(list(texts)).to(self.device)
-                loss = clip_model.contrastive_loss(model, images, tokens)
-            else:
-                loss = self.loss_fn(model(images), labels.to(self.device))
+                return clip_model.contrastive_loss(model, images, tokens)
+            return self.loss_fn(model(images), labels.to(self.device))  # type: ignore[no-any-return]
+
+    def _optimize(self, loss: torch.Tensor) -> None:
+        model = self.model
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.run_.is_clip or "vit" in self.job.arch.lower():
@@ -387,9 +420,11 @@ class _Runner:
         if self.run_.is_clip:
             with torch.no_grad():
                 model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)  # type: ignore[union-attr,operator]
+
+    def _advance(self, value: float) -> None:
+        """Count the step and record its (global mean) loss."""
         self.step += 1
         self.batch_in_epoch += 1
-        value = float(loss.detach())
         if not math.isfinite(value):
             raise PreconditionFailed(
                 f"run {self.job.run_id}: loss is {value} at step {self.step}; lower the lr"

@@ -18,10 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from synscale import ids, layout
+from synscale import ids
 from synscale.errors import InvalidInput
 from synscale.study import TrainingRecipe
 from synscale.v1 import trainer_pb2
+from synscale_trainer import launch
 
 GROUP = "trainer.kubeflow.org"
 VERSION = "v1alpha1"
@@ -29,10 +30,9 @@ API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "TrainJob"
 PLURAL = "trainjobs"
 DEFAULT_RUNTIME = "torch-distributed"
-# The module each TrainJob pod runs under torchrun. The ONE place the pods' command is
-# spelled (`torchrun_command`); the entry point reads the job from the store key it gets.
-DISTRIBUTED_ENTRY = "synscale_trainer.distributed"
-JOB_SPEC = "job.json"  # the TrainingJob, as JSON, beside the run's result.json
+# The module each TrainJob pod runs under torchrun; its arguments are spelled once, in
+# synscale_trainer.launch (the entry point reads the job from the store key it gets).
+DISTRIBUTED_ENTRY = launch.ENTRY
 LABEL_STUDY = "synscale.io/study"
 LABEL_RUN = "synscale.io/run"
 ANNOTATION_STUDY = "synscale.io/study-id"
@@ -109,8 +109,8 @@ def procs_per_node(recipe: TrainingRecipe) -> int:
 
 
 def job_ref(job: trainer_pb2.TrainingJob) -> str:
-    """The store key where the pods find the job they train."""
-    return layout.run_key(job.study_id, job.run_id, JOB_SPEC)
+    """The `--job` value with which the pods find the job they train (in the store)."""
+    return launch.store_ref(job)
 
 
 def torchrun_command(nodes: int, nproc_per_node: int, ref: str, rendezvous: Sequence[str] = ()) -> list[str]:
@@ -121,7 +121,7 @@ def torchrun_command(nodes: int, nproc_per_node: int, ref: str, rendezvous: Sequ
     """
     return [
         "torchrun", "--nnodes", str(nodes), "--nproc-per-node", str(nproc_per_node), *rendezvous,
-        "-m", DISTRIBUTED_ENTRY, "--job", ref,
+        *launch.entry_args(ref),
     ]
 
 

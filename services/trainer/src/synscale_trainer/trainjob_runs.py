@@ -17,8 +17,8 @@ from synscale import codecs
 from synscale.store.base import ObjectStore
 from synscale.study import TrainingRecipe
 from synscale.v1 import trainer_pb2
-from synscale_trainer import jobs
-from synscale_trainer.trainjob import TrainJobSettings, job_ref, render
+from synscale_trainer import jobs, launch
+from synscale_trainer.trainjob import TrainJobSettings, render
 from synscale_trainer.trainjob_api import FAILED, Submission, TrainJobApi
 from synscale_trainer.trainjob_schema import validate
 
@@ -36,7 +36,7 @@ class TrainJobRunner:
             cancel: threading.Event) -> trainer_pb2.RunResult:
         """Train `job` (normalised) as a TrainJob; the RunResult to announce."""
         manifest = validate(render(job, recipe, self.settings))
-        self.store.put_if_changed(job_ref(job), codecs.training_job_to_json(job),
+        self.store.put_if_changed(launch.job_key(job), codecs.training_job_to_json(job),
                                   content_type="application/json")
         sub = self.api.submit(manifest)
         self.submissions.append(sub)
