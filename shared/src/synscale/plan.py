@@ -174,7 +174,8 @@ def check_allocation(alloc: dict[str, int], classes: ClassSet, field: str) -> tu
                                   f"{', '.join(classes.ids[:12])}{' …' if len(classes) > 12 else ''}")
     missing = [cid for cid in classes.ids if cid not in alloc]
     if missing:
-        raise InvalidInput(field, f"an allocation must give every class its images; missing: {', '.join(missing[:12])}")
+        raise InvalidInput(field, "an allocation must give every class its images; "
+                                  f"missing: {', '.join(missing[:12])}")
     return tuple((cid, int(alloc[cid])) for cid in classes.ids)
 
 
@@ -258,7 +259,8 @@ def plan_runs(spec: StudySpec, bucket: str, classes: ClassSet | None = None) -> 
                         runs.append(_run(spec, bucket, classes, recipe, seed, "mixed", n, mix, cell))
                 for alloc in allocations:
                     mean_n = max(1, round(sum(n for _, n in alloc) / len(alloc)))
-                    runs.append(_run(spec, bucket, classes, recipe, seed, "synthetic", mean_n, 0, cell, alloc))
+                    runs.append(_run(spec, bucket, classes, recipe, seed, "synthetic", mean_n, 0, cell,
+                                     alloc))
     seen: set[str] = set()
     for r in runs:
         if r.run_id in seen:

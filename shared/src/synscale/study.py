@@ -189,7 +189,8 @@ class StudySpec(_Strict):
                 raise ValueError(f"allocation {i} is empty: give images per class as {{class id: images}}")
             bad = {k: n for k, n in alloc.items() if n <= 0 or n > MAX_IMAGES_PER_CLASS}
             if bad:
-                raise ValueError(f"allocation {i}: images per class must be in 1..{MAX_IMAGES_PER_CLASS}, got {bad}")
+                raise ValueError(f"allocation {i}: images per class must be in 1..{MAX_IMAGES_PER_CLASS}, "
+                                 f"got {bad}")
         if len({tuple(sorted(a.items())) for a in allocations}) != len(allocations):
             raise ValueError("allocations must be distinct")
         return v

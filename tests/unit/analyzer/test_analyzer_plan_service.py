@@ -17,8 +17,6 @@ from synscale.cli import main
 from synscale.study import StudySpec, parse_study
 from synscale.v1 import study_pb2
 
-from .test_analyzer_grpc import served  # noqa: F401  (the fixture)
-
 
 def _finish(served, spec: StudySpec) -> None:  # type: ignore[no-untyped-def]
     runner, stub, _ = served
@@ -30,7 +28,7 @@ def _finish(served, spec: StudySpec) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_plan_study_ranks_the_steepest_cell_first_and_writes_a_valid_followup(  # type: ignore[no-untyped-def]
-    served, toy_spec: StudySpec,  # noqa: F811
+    served, toy_spec: StudySpec,
 ) -> None:
     _finish(served, toy_spec)
     _, stub, _ = served
@@ -47,10 +45,15 @@ def test_plan_study_ranks_the_steepest_cell_first_and_writes_a_valid_followup(  
     assert follow.generators[0].cfg == [3.0] or not reply.decided
     assert 128 in follow.sizes and follow.sizes[0] == 45  # validation size sqrt(16 * 128)
     assert "Predicted fashion-mnist-test error" in reply.followup_yaml
+    runner = served[0]
+    report = stub.GetReport(study_pb2.StudyRef(study_id=toy_spec.study_id))
+    section = json.loads(runner.store.get(report.json_key))["planner"]
+    assert section["candidates"][0]["target_n"] == 4 * 16 and section["best"].startswith("fake|cfg=3|")
+    assert "## Planner" in runner.store.get(report.markdown_key).decode()
 
 
 def test_plan_study_refuses_a_far_target_and_names_a_bad_budget(  # type: ignore[no-untyped-def]
-    served, toy_spec: StudySpec,  # noqa: F811
+    served, toy_spec: StudySpec,
 ) -> None:
     _finish(served, toy_spec)
     _, stub, _ = served
@@ -64,7 +67,7 @@ def test_plan_study_refuses_a_far_target_and_names_a_bad_budget(  # type: ignore
 
 
 def test_the_cli_plans_an_embedded_store_and_writes_the_followup(  # type: ignore[no-untyped-def]
-    served, toy_spec: StudySpec, tmp_path: Path, capsys,  # noqa: F811
+    served, toy_spec: StudySpec, tmp_path: Path, capsys,
 ) -> None:
     _finish(served, toy_spec)
     study = tmp_path / "toy.yaml"
@@ -76,5 +79,6 @@ def test_the_cli_plans_an_embedded_store_and_writes_the_followup(  # type: ignor
     assert "**Verdict:**" in text and "| 1 | fake|cfg=3|" in text
     assert parse_study(out.read_text()).name == "toy-orchestration-followup"
     assert json.loads((tmp_path / "plan.json").read_text())["candidates"][0]["target_n"] == 64
-    assert main(["plan", str(study), "--data-dir", str(tmp_path / "nowhere"), "--target-per-class", "64"]) == 2
+    missing = str(tmp_path / "nowhere")
+    assert main(["plan", str(study), "--data-dir", missing, "--target-per-class", "64"]) == 2
     assert "does not exist: run the pilot first" in capsys.readouterr().err

@@ -128,7 +128,8 @@ def allocate(label: str, slopes: Sequence[ClassSlope], class_ids: Sequence[str],
     counts = dict.fromkeys(class_ids, uniform)
     nan2 = (math.nan, math.nan)
     if len(est) < 2:
-        return Allocation(label, uniform, counts, tuple(est), off, math.nan, math.nan, 0.0, (0.0, 0.0), math.nan,
+        return Allocation(label, uniform, counts, tuple(est), off, math.nan, math.nan, 0.0, (0.0, 0.0),
+                          math.nan,
                           f"{len(est)} estimable class(es): nothing to reallocate; uniform kept")
     laws = [by_id[cid].law for cid in est]
     A = [f.A for f in laws if f is not None]

@@ -39,7 +39,8 @@ def recommended(plan: Plan) -> list[Candidate]:
 
 
 def followup_spec(pilot: StudySpec, plan: Plan, allocation: Allocation | None,
-                  validation: dict[str, tuple[float, float, float]] | None = None) -> tuple[dict[str, Any], str]:
+                  validation: dict[str, tuple[float, float, float]] | None = None,
+                  ) -> tuple[dict[str, Any], str]:
     """(study mapping, header comment) of the follow-up; ValueError when the plan recommends nothing."""
     cells = recommended(plan)
     if not cells:

@@ -13,9 +13,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synscale.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from synscale.study import StudySpec
+    from synscale_analyzer.model import AnalysisInput
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -37,9 +41,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE,
                    help=f"P(best) needed to decide (default {DEFAULT_CONFIDENCE})")
     p.add_argument("--max-extrapolation", type=float, default=DEFAULT_MAX_EXTRAPOLATION,
-                   help=f"refuse targets beyond this × the largest pilot size (default {DEFAULT_MAX_EXTRAPOLATION:g})")
+                   help="refuse targets beyond this × the largest pilot size "
+                        f"(default {DEFAULT_MAX_EXTRAPOLATION:g})")
     p.add_argument("--max-shift", type=float, default=DEFAULT_MAX_SHIFT,
-                   help=f"allocation trust region: each class within uniform ÷/× this (default {DEFAULT_MAX_SHIFT:g})")
+                   help="allocation trust region: each class within uniform ÷/× this "
+                        f"(default {DEFAULT_MAX_SHIFT:g})")
     p.add_argument("--followup", default="", metavar="FILE", help="write the follow-up study here")
     p.add_argument("--json", default="", metavar="FILE", help="write the plan as JSON here")
     p.add_argument("--data-dir", default=os.environ.get("SYNSCALE_DATA_DIR", "runs"),
@@ -66,7 +72,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     opts = PlanOptions(
         target_per_class=args.target_per_class, budget_images=args.budget_images,
-        budget_gpu_hours=args.budget_gpu_hours, cost_per_image=_costs(args.cost), max_pilot_n=args.max_pilot_n,
+        budget_gpu_hours=args.budget_gpu_hours, cost_per_image=_costs(args.cost),
+        max_pilot_n=args.max_pilot_n,
         confidence=args.confidence, max_extrapolation=args.max_extrapolation, max_shift=args.max_shift)
     if args.address:
         doc, text, followup = _remote(args.address, args.study, opts)
@@ -85,13 +92,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _local(study: Path, data_dir: Path, opts: Any) -> tuple[dict[str, Any], str, str]:
+def embedded_input(study: Path, data_dir: Path) -> tuple[StudySpec, AnalysisInput]:
+    """A study's spec and its finished runs and scores, read from an embedded store."""
     from synscale.bus import MemoryBus
     from synscale.runtime import ServiceContext
     from synscale.store.file import FileStore
     from synscale.study import load_study
     from synscale_analyzer.orchestrator import Orchestrator
-    from synscale_analyzer.planning import markdown
+    from synscale_analyzer.records import analysis_input
 
     spec = load_study(study)
     store_dir = data_dir / "store"
@@ -99,8 +107,14 @@ def _local(study: Path, data_dir: Path, opts: Any) -> tuple[dict[str, Any], str,
         raise InvalidInput("--data-dir", f"{store_dir} does not exist: run the pilot first "
                                          f"(synscale study run {study} --data-dir {data_dir})")
     orch = Orchestrator(ServiceContext(MemoryBus(), FileStore(store_dir, "synscale")))
-    outcome = orch.plan(spec.study_id, opts) if orch.study(spec.study_id, spec) else None
-    assert outcome is not None
+    return spec, analysis_input(orch.study(spec.study_id, spec))
+
+
+def _local(study: Path, data_dir: Path, opts: Any) -> tuple[dict[str, Any], str, str]:
+    from synscale_analyzer.planning import markdown, plan_outcome
+
+    spec, inp = embedded_input(study, data_dir)
+    outcome = plan_outcome(inp, spec, opts)
     return outcome.to_dict(), markdown(outcome), outcome.followup
 
 
@@ -111,7 +125,8 @@ def _remote(address: str, study_id: str, opts: Any) -> tuple[dict[str, Any], str
     req = study_pb2.PlanRequest(
         study_id=study_id, target_per_class=opts.target_per_class or 0, budget_images=opts.budget_images or 0,
         budget_gpu_hours=opts.budget_gpu_hours or 0.0, cost_per_image=dict(opts.cost_per_image),
-        max_pilot_n=opts.max_pilot_n or 0, confidence=opts.confidence, max_extrapolation=opts.max_extrapolation,
+        max_pilot_n=opts.max_pilot_n or 0, confidence=opts.confidence,
+        max_extrapolation=opts.max_extrapolation,
         max_shift=opts.max_shift)
     reply = _call(_stub(address).PlanStudy, req)
     return json.loads(reply.plan_json), reply.markdown, reply.followup_yaml

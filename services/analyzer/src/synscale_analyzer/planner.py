@@ -176,9 +176,11 @@ def _refusal(s: Series) -> str:
     return ""
 
 
-def series_draws(s: Series, n: float, draws: int, rng: np.random.Generator) -> tuple[np.ndarray, tuple[str, ...]]:
+def series_draws(s: Series, n: float, draws: int, rng: np.random.Generator,
+                 ) -> tuple[np.ndarray, tuple[str, ...]]:
     """Draws of the series' error at `n`: the plain law, mixed half-and-half with an identified floor law."""
-    forms = [f for f in (s.fits.get("power_law"), s.fits.get("power_law_offset")) if _usable(f)]
+    fits = (s.fits.get("power_law"), s.fits.get("power_law_offset"))
+    forms = [f for f in fits if f is not None and _usable(f)]
     assert forms, "series_draws needs a series without a refusal"
     parts = np.array_split(np.arange(draws), len(forms))
     out = np.concatenate([law_draws(f, n, len(idx), rng) for f, idx in zip(forms, parts, strict=True)])
@@ -272,7 +274,8 @@ def targets_for(series: Sequence[Series], *, per_class: int | None = None, budge
     if budget_images is not None:
         n = budget_images // classes
         if n < 1:
-            raise ValueError(f"a budget of {budget_images} images is less than one per class ({classes} classes)")
+            raise ValueError(f"a budget of {budget_images} images is less than one per class "
+                             f"({classes} classes)")
         return {s.key.label: n for s in series}
     assert budget_gpu_hours is not None
     costs = dict(cost_per_image or {})
@@ -288,7 +291,8 @@ def targets_for(series: Sequence[Series], *, per_class: int | None = None, budge
             raise ValueError(f"the cost per image of {s.key.generator!r} must be > 0, got {cost}")
         n = int(budget_gpu_hours / cost // classes)
         if n < 1:
-            raise ValueError(f"{budget_gpu_hours} GPU-hours buy less than one {s.key.generator} image per class")
+            raise ValueError(f"{budget_gpu_hours} GPU-hours buy less than one {s.key.generator} "
+                             "image per class")
         out[s.key.label] = n
     return out
 

@@ -54,7 +54,8 @@ class PlanOutcome:
     def to_dict(self) -> dict[str, Any]:
         return {**self.plan.to_dict(), "allocation": self.allocation.to_dict() if self.allocation else None,
                 "validation_n": self.validation_n,
-                "validation": {k: list(v) for k, v in self.validation.items()}, "followup_yaml": self.followup}
+                "validation": {k: list(v) for k, v in self.validation.items()},
+                "followup_yaml": self.followup}
 
 
 def plan_outcome(inp: AnalysisInput, spec: StudySpec | None, opts: PlanOptions) -> PlanOutcome:
@@ -68,7 +69,8 @@ def plan_outcome(inp: AnalysisInput, spec: StudySpec | None, opts: PlanOptions) 
 def _outcome(inp: AnalysisInput, spec: StudySpec | None, opts: PlanOptions) -> PlanOutcome:
     plan, series = plan_study(
         inp, max_pilot_n=opts.max_pilot_n, per_class=opts.target_per_class, budget_images=opts.budget_images,
-        budget_gpu_hours=opts.budget_gpu_hours, cost_per_image=opts.cost_per_image, confidence=opts.confidence,
+        budget_gpu_hours=opts.budget_gpu_hours, cost_per_image=opts.cost_per_image,
+        confidence=opts.confidence,
         max_extrapolation=opts.max_extrapolation)
     best = plan.best
     by_label = {s.key.label: s for s in series}
@@ -159,3 +161,29 @@ def reply_of(study_id: str, outcome: PlanOutcome) -> study_pb2.PlanReply:
         allocation=a.counts if a else {}, allocation_gain=a.gain if a else nan,
         allocation_gain_lo=a.gain_ci[0] if a else nan, allocation_gain_hi=a.gain_ci[1] if a else nan,
         followup_yaml=outcome.followup, plan_json=json.dumps(outcome.to_dict()), markdown=markdown(outcome))
+
+
+REPORT_FACTOR = 4  # the report plans at 4× the largest size, where the slope table extrapolates
+
+
+def planner_section(analysis: Any) -> tuple[dict[str, Any], str]:
+    """The report's planner section: this study as a pilot for 4× its largest size.
+
+    (report.json's "planner" and a Markdown section.) Never raises: a study the planner
+    cannot plan gets a section that says why.
+    """
+    inp = analysis.input
+    sizes = [p.n for s in analysis.series for p in s.points]
+    if not sizes:
+        return ({"verdict": "refused: no finished runs"},
+                "\n## Planner\n\nNo finished runs to plan from.\n")
+    target = REPORT_FACTOR * max(sizes)
+    try:
+        outcome = plan_outcome(inp, None, PlanOptions(target_per_class=target))
+    except InvalidInput as exc:
+        return {"verdict": f"refused: {exc}"}, f"\n## Planner\n\nNot planned: {exc}\n"
+    intro = (f"\n## Planner\n\nThis study as a pilot for {target} images per class ({REPORT_FACTOR}× its "
+             "largest size): each cell's predicted error with its interval and its probability of being "
+             "best (docs/planner.md). `synscale plan` plans other targets and writes the follow-up "
+             "study.\n\n")
+    return outcome.to_dict(), intro + markdown(outcome)
