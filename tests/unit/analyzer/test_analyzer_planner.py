@@ -6,42 +6,33 @@ of n test images per run; the planner sees the small sizes and is judged at the 
 
 from __future__ import annotations
 
+import importlib.util
 import math
-from collections.abc import Sequence
+import sys
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from synscale_analyzer.allocation import allocate, lagrange_allocation, round_to_total
 from synscale_analyzer.class_slopes import class_slope
-from synscale_analyzer.model import AnalysisInput, EvalRecord, RunRecord
 from synscale_analyzer.planner import plan_study
 
-CLASSES = tuple((f"c{i}", f"class {i}") for i in range(4))
-PILOT = (4, 8, 16, 32, 64)
+BENCH = Path(__file__).resolve().parents[3] / "bench" / "planner_coverage.py"
 
 
-def _runs(laws: dict[str, tuple[float, float]], sizes: Sequence[int], n_test: int, seeds: int,
-          rng: np.random.Generator, real: tuple[float, float] | None = None) -> tuple[RunRecord, ...]:
-    out = []
-    cells = [(label, law) for label, law in laws.items()] + ([("real", real)] if real else [])
-    for label, (a, alpha) in cells:
-        for n in sizes:
-            for seed in range(seeds):
-                k = rng.binomial(n_test, min(a * n ** -alpha, 1.0))
-                ev = EvalRecord("test", 1 - k / n_test, 0.0, {c: 1 - k / n_test for c, _ in CLASSES}, n_test,
-                                {c: n_test // len(CLASSES) for c, _ in CLASSES})
-                if label == "real":
-                    out.append(RunRecord(f"real-{n}-{seed}", "real", "cnn", n, seed, {"test": ev}))
-                else:
-                    out.append(RunRecord(f"{label}-{n}-{seed}", "synthetic", "cnn", n, seed, {"test": ev},
-                                         generator="gen", cfg=float(label), strategy="classname"))
-    return tuple(out)
+def _bench() -> Any:
+    spec = importlib.util.spec_from_file_location("planner_coverage", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["planner_coverage"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
-def _input(runs: tuple[RunRecord, ...], fits: tuple[str, ...] = ("power_law", "power_law_offset")
-           ) -> AnalysisInput:
-    return AnalysisInput("s", "s", CLASSES, runs, (), "test", (), fits=fits, holdout_sizes=0)
+sim = _bench()
+CLASSES, PILOT, _runs, _input = sim.CLASSES, sim.PILOT, sim.pilot_runs, sim.pilot_input
 
 
 def _label(cfg: str) -> str:
@@ -66,17 +57,9 @@ def test_ranks_known_laws_in_the_order_of_their_errors_at_the_target() -> None:
 @pytest.mark.parametrize("target", [256, 512])
 def test_predicted_intervals_cover_the_true_error_at_the_stated_rate(target: int) -> None:
     """300 seeded pilots (5 sizes 4…64, n = 500, one run per size, α = 0.3): 92–98% coverage."""
-    rng = np.random.default_rng(7)
-    a, alpha = 0.6 * 4 ** 0.3, 0.3
-    hits, widths = 0, []
-    for _ in range(300):
-        runs = _runs({"1": (a, alpha)}, PILOT, 500, 1, rng)
-        plan, _ = plan_study(_input(runs, ("power_law",)), per_class=target, draws=2000)
-        c = plan.ranked[0]
-        hits += c.lo <= a * target ** -alpha <= c.hi
-        widths.append(c.hi - c.lo)
-    assert 0.92 <= hits / 300 <= 0.98
-    assert np.median(widths) > 0
+    row = sim.coverage(target, 500, pilots=300)
+    assert 0.92 <= row["coverage"] <= 0.98
+    assert row["median_relative_width"] > 0
 
 
 def test_two_equal_cells_cannot_be_decided() -> None:
