@@ -5,13 +5,13 @@ plans from the runs with n ≤ N / 8 at the largest size N, and compares each ce
 prediction with the mean error measured at N (over seeds): Spearman rank correlation of
 predicted vs measured errors, whether the predicted best cell is the measured best (or the
 measured best's error lies in its interval), the mean absolute error of the predictions and
-the share of measured errors inside their intervals. With `--followup` (the follow-up study
-that `synscale plan` wrote, run the same way) it adds the measured effect of the per-class
-allocation: the allocated runs against the uniform runs of the same cell at the same size,
-paired by seed, beside the planner's predicted gain. Prints JSON (docs/planner.md).
+the share of measured errors inside their intervals. With `--allocation-results` (runs of
+`synscale train --json` with and without the plan's `--class-n`) it adds the measured effect
+of the per-class allocation against uniform at one size, paired by seed, beside the
+planner's predicted gain. Prints JSON (docs/planner.md).
 
     python bench/planner_validation.py --study examples/planner-validation.yaml --data-dir DIR
-        [--followup FOLLOWUP.yaml --followup-dir DIR2] [--factor 8]
+        [--factor 8] [--target N] [--max-shift 4] [--allocation-results DIR]
 """
 
 from __future__ import annotations
@@ -41,10 +41,11 @@ def _truth(series: list[Series], n: int) -> dict[str, tuple[float, float, int]]:
     return out
 
 
-def validate(study: Path, data_dir: Path, factor: int = 8, **plan_kwargs: Any) -> dict[str, Any]:
+def validate(study: Path, data_dir: Path, factor: int = 8, target: int | None = None,
+             **plan_kwargs: Any) -> dict[str, Any]:
     spec, inp = embedded_input(study, data_dir)
-    n = max(spec.sizes)
-    pilot_max = n // factor
+    pilot_max = max(spec.sizes) // factor
+    n = target or max(spec.sizes)
     outcome = plan_outcome(inp, spec, PlanOptions(target_per_class=n, max_pilot_n=pilot_max, **plan_kwargs))
     full = [s for s in build_series(inp) if s.key.eval_set == inp.id_set and not s.key.allocation]
     truth = _truth(full, n)
@@ -82,28 +83,35 @@ def validate(study: Path, data_dir: Path, factor: int = 8, **plan_kwargs: Any) -
     return out
 
 
-def allocation_effect(study: Path, data_dir: Path) -> dict[str, Any]:
-    """Allocated vs uniform runs of each cell of a follow-up study, at the allocation's mean size."""
-    spec, inp = embedded_input(study, data_dir)
-    series = [s for s in build_series(inp) if s.key.eval_set == inp.id_set and s.key.source == "synthetic"]
-    out = []
-    for alloc in (s for s in series if s.key.allocation):
-        uniform = next((s for s in series if s.key.cell == alloc.key.cell and not s.key.allocation), None)
-        if uniform is None:
-            continue
-        n = alloc.points[0].n
-        a = {p.seed: p.value for p in alloc.points}
-        u = {p.seed: p.value for p in uniform.points if p.n == n}
-        seeds = sorted(set(a) & set(u))
-        diffs = np.array([u[k] - a[k] for k in seeds])  # > 0: the allocation has the lower error
-        t = stats.t.ppf(0.975, len(seeds) - 1) if len(seeds) > 1 else math.nan
-        se = float(diffs.std(ddof=1) / math.sqrt(len(seeds))) if len(seeds) > 1 else math.nan
-        out.append({"cell": alloc.key.cell, "allocation": alloc.key.allocation, "n": n, "seeds": seeds,
-                    "uniform_error": float(np.mean([u[k] for k in seeds])),
-                    "allocated_error": float(np.mean([a[k] for k in seeds])),
-                    "measured_gain": float(diffs.mean()), "measured_gain_ci": [float(diffs.mean() - t * se),
-                                                                               float(diffs.mean() + t * se)]})
-    return {"study_id": spec.study_id, "effects": out}
+def allocation_effect(results: Path, eval_set: str = "fashion-mnist-test") -> dict[str, Any]:
+    """Allocated vs uniform runs at one size, paired by seed, from `synscale train --json` outputs.
+
+    `results` holds uniform-s<seed>.json and alloc-s<seed>.json (RunResult JSON): the same
+    cell, size, recipe and seed, trained on the pilot's own images, the allocated ones with
+    `--class-n` from the plan (docs/planner.md, "Validation").
+    """
+    from synscale import codecs
+
+    def errors(kind: str) -> dict[int, float]:
+        out = {}
+        for f in sorted(results.glob(f"{kind}-s*.json")):
+            r = codecs.run_result_from_json(f.read_bytes())
+            ev = next(e for e in r.evals if e.set_name == eval_set)
+            out[int(r.job.seed)] = 1.0 - float(ev.top1)
+        return out
+
+    u, a = errors("uniform"), errors("alloc")
+    seeds = sorted(set(u) & set(a))
+    diffs = np.array([u[k] - a[k] for k in seeds])  # > 0: the allocation has the lower error
+    t = float(stats.t.ppf(0.975, len(seeds) - 1)) if len(seeds) > 1 else math.nan
+    se = float(diffs.std(ddof=1) / math.sqrt(len(seeds))) if len(seeds) > 1 else math.nan
+    return {"seeds": seeds, "uniform_error": {str(k): u[k] for k in seeds},
+            "allocated_error": {str(k): a[k] for k in seeds},
+            "mean_uniform_error": float(np.mean([u[k] for k in seeds])) if seeds else math.nan,
+            "mean_allocated_error": float(np.mean([a[k] for k in seeds])) if seeds else math.nan,
+            "measured_gain": float(diffs.mean()) if seeds else math.nan,
+            "measured_gain_ci": ([float(diffs.mean() - t * se), float(diffs.mean() + t * se)]
+                                 if seeds else None)}
 
 
 def main() -> None:
@@ -112,12 +120,13 @@ def main() -> None:
     ap.add_argument("--data-dir", required=True, type=Path)
     ap.add_argument("--factor", type=int, default=8, help="plan from sizes <= N / factor")
     ap.add_argument("--max-shift", type=float, default=4.0)
-    ap.add_argument("--followup", type=Path, default=None)
-    ap.add_argument("--followup-dir", type=Path, default=None)
+    ap.add_argument("--target", type=int, default=None, help="plan at this size (default: the largest)")
+    ap.add_argument("--allocation-results", type=Path, default=None,
+                    help="folder of uniform-s<seed>.json / alloc-s<seed>.json from `synscale train --json`")
     args = ap.parse_args()
-    doc = validate(args.study, args.data_dir, args.factor, max_shift=args.max_shift)
-    if args.followup and args.followup_dir:
-        doc["allocation_run"] = allocation_effect(args.followup, args.followup_dir)
+    doc = validate(args.study, args.data_dir, args.factor, target=args.target, max_shift=args.max_shift)
+    if args.allocation_results:
+        doc["allocation_run"] = allocation_effect(args.allocation_results)
     print(json.dumps(doc, indent=1, default=float))
 
 
