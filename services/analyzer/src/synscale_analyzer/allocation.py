@@ -144,8 +144,11 @@ def allocate(label: str, slopes: Sequence[ClassSlope], class_ids: Sequence[str],
                    for i, (f, v) in enumerate(zip(laws, n, strict=True)) if f is not None])
     gain = (du - da).sum(axis=0) / len(class_ids)
     tail = (1 - level) / 2
-    point_u = float(np.mean([f.predict([uniform])[0] for f in laws if f is not None]))
-    point_a = float(np.mean([f.predict([v])[0] for f, v in zip(laws, n, strict=True) if f is not None]))
+    # Point predictions clipped like the draws: an error rate cannot leave [0, 1], even where a
+    # class's law (α < 0 at pilot noise) would extrapolate it there.
+    point_u = float(np.mean([np.clip(f.predict([uniform])[0], 0, 1) for f in laws if f is not None]))
+    point_a = float(np.mean([np.clip(f.predict([v])[0], 0, 1) for f, v in zip(laws, n, strict=True)
+                             if f is not None]))
     lo_g, hi_g = np.quantile(gain, [tail, 1 - tail])
     point_gain = (point_u - point_a) * len(est) / len(class_ids)
     return Allocation(label, uniform, counts, tuple(est), off, point_u, point_a, point_gain,

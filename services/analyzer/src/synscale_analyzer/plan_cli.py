@@ -68,7 +68,12 @@ def _costs(items: list[str]) -> dict[str, float]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    import logging
+
     from synscale_analyzer.planning import PlanOptions
+
+    if not args.verbose:
+        logging.getLogger().setLevel(logging.WARNING)  # the store rebuild's INFO lines are not the plan
 
     opts = PlanOptions(
         target_per_class=args.target_per_class, budget_images=args.budget_images,
