@@ -116,14 +116,18 @@ def allocation_effect(results: Path, eval_set: str = "fashion-mnist-test") -> di
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--study", required=True, type=Path)
-    ap.add_argument("--data-dir", required=True, type=Path)
+    ap.add_argument("--study", type=Path, default=Path("examples/planner-validation.yaml"))
+    ap.add_argument("--data-dir", type=Path, default=Path("runs/planner-validation"))
     ap.add_argument("--factor", type=int, default=8, help="plan from sizes <= N / factor")
     ap.add_argument("--max-shift", type=float, default=4.0)
     ap.add_argument("--target", type=int, default=None, help="plan at this size (default: the largest)")
     ap.add_argument("--allocation-results", type=Path, default=None,
                     help="folder of uniform-s<seed>.json / alloc-s<seed>.json from `synscale train --json`")
     args = ap.parse_args()
+    if not (args.data_dir / "store").is_dir():  # `make bench` runs every bench: say what to run first
+        print(json.dumps({"skipped": f"no finished grid under {args.data_dir}; run: synscale study run "
+                                     f"{args.study} --data-dir {args.data_dir}"}))
+        return
     doc = validate(args.study, args.data_dir, args.factor, target=args.target, max_shift=args.max_shift)
     if args.allocation_results:
         doc["allocation_run"] = allocation_effect(args.allocation_results)
