@@ -76,7 +76,7 @@ def test_the_cli_plans_an_embedded_store_and_writes_the_followup(  # type: ignor
     assert main(["plan", str(study), "--data-dir", str(tmp_path), "--target-per-class", "64",
                  "--followup", str(out), "--json", str(tmp_path / "plan.json")]) == 0
     text = capsys.readouterr().out
-    assert "**Verdict:**" in text and "| 1 | fake|cfg=3|" in text
+    assert "**Verdict:**" in text and "| 1 | fake\\|cfg=3\\|" in text
     assert parse_study(out.read_text()).name == "toy-orchestration-followup"
     assert json.loads((tmp_path / "plan.json").read_text())["candidates"][0]["target_n"] == 64
     missing = str(tmp_path / "nowhere")

@@ -107,6 +107,11 @@ def _f(x: Any, digits: int = 4) -> str:
     return "–" if x is None or x != x else f"{x:.{digits}f}"
 
 
+def _cell(text: str) -> str:
+    """A table cell: a cell label's `|` (generator|cfg|strategy) must not split the column."""
+    return text.replace("|", "\\|")
+
+
 def markdown(outcome: PlanOutcome) -> str:
     """The plan as Markdown: the CLI prints it and the report embeds it."""
     p = outcome.plan
@@ -117,13 +122,13 @@ def markdown(outcome: PlanOutcome) -> str:
              "|---:|---|---:|---:|---|---:|---:|---|---|"]
     for i, c in enumerate(p.candidates, 1):
         rank = str(i) if c.planned else "–"
-        lines.append(f"| {rank} | {c.label} | {c.target_n} | {_f(c.predicted)} | "
+        lines.append(f"| {rank} | {_cell(c.label)} | {c.target_n} | {_f(c.predicted)} | "
                      f"[{_f(c.lo)}, {_f(c.hi)}] | {_f(c.p_best, 2)} | {_f(c.alpha, 3)} | "
-                     f"{', '.join(c.forms) or '–'} | {c.note} |")
+                     f"{', '.join(c.forms) or '–'} | {_cell(c.note)} |")
     if p.real is not None:
         r = p.real
         lines.append(f"| ref. | real | {r.target_n} | {_f(r.predicted)} | [{_f(r.lo)}, {_f(r.hi)}] | – | "
-                     f"{_f(r.alpha, 3)} | {', '.join(r.forms) or '–'} | {r.note} |")
+                     f"{_f(r.alpha, 3)} | {', '.join(r.forms) or '–'} | {_cell(r.note)} |")
     a = outcome.allocation
     if a is not None:
         lines += ["", f"**Per-class allocation** of {a.label} at {a.uniform} images per class "
