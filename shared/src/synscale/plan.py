@@ -145,6 +145,38 @@ class PlannedRun:
     real_per_class: int
     cell: Cell | None
     job: trainer_pb2.TrainingJob
+    # A per-class allocation (class id, images) in label order; empty for a uniform run of n.
+    class_n: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def max_class_n(self) -> int:
+        """The most images any class of the run needs (what generation must have covered)."""
+        return max((n for _, n in self.class_n), default=self.n)
+
+    @property
+    def allocation(self) -> str:
+        """A short, stable name of the run's allocation ("" for a uniform run)."""
+        return allocation_name(dict(self.class_n)) if self.class_n else ""
+
+
+def allocation_name(counts: dict[str, int]) -> str:
+    """`alloc-<digest>`: the same per-class counts name the same allocation in every service."""
+    return f"alloc-{ids.digest(sorted(counts.items()), length=8)}"
+
+
+def check_allocation(alloc: dict[str, int], classes: ClassSet, field: str) -> tuple[tuple[str, int], ...]:
+    """The allocation in label order; InvalidInput naming an unknown or a missing class."""
+    unknown = sorted(set(alloc) - set(classes.ids))
+    if unknown:
+        by_name = {name: cid for cid, name in zip(classes.ids, classes.names, strict=True)}
+        hints = [f"{k!r} (its id is {by_name[k]!r})" if k in by_name else repr(k) for k in unknown]
+        raise InvalidInput(field, f"unknown class(es) {', '.join(hints)}; the study's class ids are "
+                                  f"{', '.join(classes.ids[:12])}{' …' if len(classes) > 12 else ''}")
+    missing = [cid for cid in classes.ids if cid not in alloc]
+    if missing:
+        raise InvalidInput(field, "an allocation must give every class its images; "
+                                  f"missing: {', '.join(missing[:12])}")
+    return tuple((cid, int(alloc[cid])) for cid in classes.ids)
 
 
 def eval_sets(spec: StudySpec) -> list[str]:
@@ -182,8 +214,10 @@ def run_id(job: trainer_pb2.TrainingJob) -> str:
 
 
 def _run(spec: StudySpec, bucket: str, classes: ClassSet, recipe: TrainingRecipe, seed: int,
-         source: Source, n: int, real: int, cell: Cell | None) -> PlannedRun:
+         source: Source, n: int, real: int, cell: Cell | None,
+         class_n: tuple[tuple[str, int], ...] = ()) -> PlannedRun:
     job = trainer_pb2.TrainingJob(
+        class_n_per_class=dict(class_n),
         study_id=spec.study_id, kind=recipe.kind, arch=recipe.arch,
         cells=[cell.proto()] if cell else [], n_per_class=n if source != "real" else 0,
         real_per_class=real, seed=seed, eval_sets=eval_sets(spec),
@@ -193,16 +227,24 @@ def _run(spec: StudySpec, bucket: str, classes: ClassSet, recipe: TrainingRecipe
         classes=[common_pb2.ClassInfo(**info) for info in classes.infos()],
     )
     job.run_id = run_id(job)
-    return PlannedRun(job.run_id, source, recipe, seed, n, real, cell, job)
+    return PlannedRun(job.run_id, source, recipe, seed, n, real, cell, job, class_n)
 
 
 def plan_runs(spec: StudySpec, bucket: str, classes: ClassSet | None = None) -> list[PlannedRun]:
-    """Every run of the study: real-only, synthetic and mixed, per recipe and seed."""
+    """Every run of the study: real-only, synthetic and mixed, per recipe and seed.
+
+    An allocation ({class id: images} in images_per_class) is one synthetic run per cell,
+    recipe and seed, trained on exactly those images per class; its n (the series' x-axis)
+    is the mean per class, rounded.
+    """
     names = [r.name for r in spec.training]
     for i, name in enumerate(names):
         if name in names[:i]:
             raise InvalidInput(f"training[{i}].name", f"recipe names must be distinct; {name!r} repeats")
     classes = classes or study_classes(spec)
+    positions = [i for i, e in enumerate(spec.images_per_class) if isinstance(e, dict)]
+    allocations = [check_allocation(a, classes, f"images_per_class[{i}]")
+                   for i, a in zip(positions, spec.allocations, strict=True)]
     runs: list[PlannedRun] = []
     mix = spec.real.mix_real_per_class if spec.real.set != "none" else 0
     for recipe in spec.training:
@@ -211,10 +253,14 @@ def plan_runs(spec: StudySpec, bucket: str, classes: ClassSet | None = None) -> 
                 runs += [_run(spec, bucket, classes, recipe, seed, "real", n, n, None)
                          for n in spec.real.per_class]
             for cell in cells_of(spec):
-                for n in spec.images_per_class:
+                for n in spec.sizes:
                     runs.append(_run(spec, bucket, classes, recipe, seed, "synthetic", n, 0, cell))
                     if mix > 0:
                         runs.append(_run(spec, bucket, classes, recipe, seed, "mixed", n, mix, cell))
+                for alloc in allocations:
+                    mean_n = max(1, round(sum(n for _, n in alloc) / len(alloc)))
+                    runs.append(_run(spec, bucket, classes, recipe, seed, "synthetic", mean_n, 0, cell,
+                                     alloc))
     seen: set[str] = set()
     for r in runs:
         if r.run_id in seen:

@@ -199,7 +199,12 @@ class StudySpec(_Strict):
     classes: ClassesSpec = Field(default_factory=ClassesSpec)
     generators: list[GeneratorConfig] = Field(min_length=1)
     strategies: list[str] = Field(default_factory=lambda: ["classname"], min_length=1)
-    images_per_class: list[int] = Field(min_length=1)
+    # The size grid (images per class, one run per size) and, optionally, per-class
+    # allocations: a mapping {class id: images} trains one run on exactly those images of
+    # each class (the planner's `allocation`, docs/planner.md). Generation makes the largest
+    # count for every class, so uniform sizes stay nested subsets and scores compare classes
+    # on equal sets.
+    images_per_class: list[int | dict[str, int]] = Field(min_length=1)
     prompts: PromptOptions = Field(default_factory=PromptOptions)
     real: RealSpec = Field(default_factory=RealSpec)
     scoring: ScoringSpec = Field(default_factory=ScoringSpec)
@@ -219,11 +224,22 @@ class StudySpec(_Strict):
 
     @field_validator("images_per_class")
     @classmethod
-    def _sizes(cls, v: list[int]) -> list[int]:
-        if any(n <= 0 or n > MAX_IMAGES_PER_CLASS for n in v):
-            raise ValueError(f"sizes must be in 1..{MAX_IMAGES_PER_CLASS}, got {v}")
-        if sorted(set(v)) != v:
-            raise ValueError(f"sizes must be strictly increasing, got {v}")
+    def _sizes(cls, v: list[int | dict[str, int]]) -> list[int | dict[str, int]]:
+        sizes = [n for n in v if isinstance(n, int)]
+        if any(n <= 0 or n > MAX_IMAGES_PER_CLASS for n in sizes):
+            raise ValueError(f"sizes must be in 1..{MAX_IMAGES_PER_CLASS}, got {sizes}")
+        if sorted(set(sizes)) != sizes:
+            raise ValueError(f"sizes must be strictly increasing, got {sizes}")
+        allocations = [a for a in v if isinstance(a, dict)]
+        for i, alloc in enumerate(allocations):
+            if not alloc:
+                raise ValueError(f"allocation {i} is empty: give images per class as {{class id: images}}")
+            bad = {k: n for k, n in alloc.items() if n <= 0 or n > MAX_IMAGES_PER_CLASS}
+            if bad:
+                raise ValueError(f"allocation {i}: images per class must be in 1..{MAX_IMAGES_PER_CLASS}, "
+                                 f"got {bad}")
+        if len({tuple(sorted(a.items())) for a in allocations}) != len(allocations):
+            raise ValueError("allocations must be distinct")
         return v
 
     @model_validator(mode="after")
@@ -243,8 +259,19 @@ class StudySpec(_Strict):
         return f"{safe_component(self.name, 40)}-{digest(self.model_dump(mode='json'), length=8)}"
 
     @property
+    def sizes(self) -> list[int]:
+        """The uniform size grid (the integer entries of images_per_class)."""
+        return [n for n in self.images_per_class if isinstance(n, int)]
+
+    @property
+    def allocations(self) -> list[dict[str, int]]:
+        """Per-class allocations (the mapping entries of images_per_class), in file order."""
+        return [a for a in self.images_per_class if isinstance(a, dict)]
+
+    @property
     def max_images_per_class(self) -> int:
-        return self.images_per_class[-1]
+        """Images generated per class: the largest size or allocated count."""
+        return max([*self.sizes, *(n for a in self.allocations for n in a.values())])
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -10,18 +10,24 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 
 from synscale import codecs, ids, layout, plan
+from synscale.assembly import Parts
 from synscale.bus.base import Message
+from synscale.embedded import EmbeddedRunner
+from synscale.grpc_server import build_server
 from synscale.plan import study_classes
 from synscale.runtime import ServiceContext, Subscription
 from synscale.shards import Sample, encode_png, iter_shard, write_shard
 from synscale.study import StudySpec, parse_study
-from synscale.v1 import common_pb2, generator_pb2, scorer_pb2, study_pb2, trainer_pb2
+from synscale.v1 import common_pb2, generator_pb2, scorer_pb2, study_pb2, study_pb2_grpc, trainer_pb2
 from synscale_analyzer.model import (
     AnalysisInput,
     CellScoreRecord,
@@ -29,6 +35,9 @@ from synscale_analyzer.model import (
     EvalRecord,
     RunRecord,
 )
+from synscale_analyzer.orchestrator import Orchestrator
+from synscale_analyzer.servicer import bindings
+from synscale_analyzer.worker import subscriptions
 
 CLASSES = (("c0", "alpha"), ("c1", "beta"), ("c2", "gamma"), ("c3", "delta"), ("c4", "epsilon"))
 
@@ -246,3 +255,20 @@ def fakes_fixture():  # type: ignore[no-untyped-def]
         return log, {**fake_providers(log), "analyzer": analyzer}
 
     return new
+
+
+@pytest.fixture
+def served(tmp_path: Path, fakes) -> Iterator[tuple[EmbeddedRunner, study_pb2_grpc.AnalyzerStub, str]]:  # type: ignore[no-untyped-def]
+    """The Analyzer gRPC server over the fake services, with its embedded runner and address."""
+    _, providers = fakes()
+    orchestrator = Parts(Orchestrator)  # one per process, for the worker and the servicer (as __main__)
+    providers["analyzer"] = lambda ctx: subscriptions(ctx, orchestrator(ctx))
+    runner = EmbeddedRunner(tmp_path, providers)
+    server, port, _ = build_server(bindings(runner.ctx, orchestrator(runner.ctx)), "127.0.0.1:0")
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield runner, study_pb2_grpc.AnalyzerStub(channel), f"127.0.0.1:{port}"
+    finally:
+        channel.close()
+        server.stop(None)
+        runner.close()

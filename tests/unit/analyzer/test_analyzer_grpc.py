@@ -3,37 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
-from synscale.assembly import Parts
 from synscale.cli import main
-from synscale.embedded import EmbeddedRunner
-from synscale.grpc_server import build_server
 from synscale.study import StudySpec
-from synscale.v1 import study_pb2, study_pb2_grpc
-from synscale_analyzer.orchestrator import Orchestrator
-from synscale_analyzer.servicer import bindings
-from synscale_analyzer.worker import subscriptions
-
-
-@pytest.fixture
-def served(tmp_path: Path, fakes) -> Iterator[tuple[EmbeddedRunner, study_pb2_grpc.AnalyzerStub, str]]:  # type: ignore[no-untyped-def]
-    _, providers = fakes()
-    orchestrator = Parts(Orchestrator)  # one per process, for the worker and the servicer (as __main__)
-    providers["analyzer"] = lambda ctx: subscriptions(ctx, orchestrator(ctx))
-    runner = EmbeddedRunner(tmp_path, providers)
-    server, port, _ = build_server(bindings(runner.ctx, orchestrator(runner.ctx)), "127.0.0.1:0")
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield runner, study_pb2_grpc.AnalyzerStub(channel), f"127.0.0.1:{port}"
-    finally:
-        channel.close()
-        server.stop(None)
-        runner.close()
+from synscale.v1 import study_pb2
 
 
 def test_bad_requests_name_the_problem(served) -> None:  # type: ignore[no-untyped-def]

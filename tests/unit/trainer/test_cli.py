@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,22 @@ def test_real_only_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "cells: cell nothing|cfg=2|classname has no shards" in capsys.readouterr().err
     assert main([*base, "--real-only", "--arch", "nonet"]) == 2
     assert "arch: unknown supervised architecture 'nonet'" in capsys.readouterr().err
+
+
+def test_train_takes_a_per_class_allocation(cell_store: FileStore, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """`--class-n` (inline or the planner's JSON) trains on exactly those images per class."""
+    from synscale.classes import fashion_mnist
+
+    counts = {cid: 1 + i for i, cid in enumerate(fashion_mnist().ids)}  # 55 images
+    (tmp_path / "alloc.json").write_text(json.dumps(counts))
+    base = ["train", "--cells", "fake/2/classname", "--study", STUDY, "--store", str(cell_store.root),
+            "--eval", "fashion-mnist-test", "--min-steps", "2", "--max-steps", "2", "--eval-limit", "20",
+            "--workers", "0", "--json"]
+    assert main([*base, "--class-n", f"@{tmp_path / 'alloc.json'}"]) == 0
+    assert '"train_images": "55"' in capsys.readouterr().out
+    inline = ",".join(f"{k}={v}" for k, v in counts.items())
+    assert main([*base, "--class-n", inline]) == 0
+    assert '"train_images": "55"' in capsys.readouterr().out
+    assert main([*base, "--class-n", "tshirt=two"]) == 2
+    assert "--class-n: 'tshirt=two' is not CLASS_ID=IMAGES" in capsys.readouterr().err

@@ -162,3 +162,20 @@ def test_a_gap_in_a_class_is_not_covered(store: FileStore) -> None:
     assert {(s.lo, s.hi) for s in ok.shard_sources} == {(0, 10)}
     with pytest.raises(InvalidInput, match=r"has 10 images of class 'bag'; 20 are needed"):
         plan_training_set(store, study_id=STUDY, cells=[FAKE2], classes=bag, n_per_class=20, real_per_class=0)
+
+
+def test_a_per_class_allocation_takes_each_class_its_own_count(cell_store: FileStore) -> None:
+    counts = {cid: 1 + i for i, cid in enumerate(core.fashion_mnist().ids)}
+    p = plan_training_set(cell_store, study_id=STUDY, cells=[FAKE2, FAKE4], classes=core.fashion_mnist(),
+                          n_per_class=5, real_per_class=0, class_n=counts)
+    assert p.per_class == counts
+    assert p.n_images == sum(counts.values())
+    tshirt = [s for s in p.shard_sources if s.label == 0]
+    assert sum(s.count for s in tshirt) == 1  # split over the cells: 1 + 0
+
+
+def test_an_allocation_naming_an_unknown_class_is_refused(cell_store: FileStore) -> None:
+    counts = dict.fromkeys(core.fashion_mnist().ids, 2) | {"cat": 3}
+    with pytest.raises(InvalidInput, match=r"class_n_per_class.*unknown: \['cat'\]"):
+        plan_training_set(cell_store, study_id=STUDY, cells=[FAKE2], classes=core.fashion_mnist(),
+                          n_per_class=2, real_per_class=0, class_n=counts)

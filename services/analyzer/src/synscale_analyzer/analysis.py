@@ -41,6 +41,7 @@ class SeriesKey:
     cfg: float = 0.0
     strategy: str = ""
     real_per_class: int = 0
+    allocation: str = ""  # a per-class allocation's runs are their own series
 
     @property
     def cell(self) -> str:
@@ -52,14 +53,14 @@ class SeriesKey:
             return "real"
         if self.source == "mixed":
             return f"{self.cell} + {self.real_per_class} real"
-        return self.cell
+        return f"{self.cell} [{self.allocation}]" if self.allocation else self.cell
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "label": self.label, "source": self.source, "recipe": self.recipe,
             "eval_set": self.eval_set, "generator": self.generator,
             "cfg": self.cfg if self.source != "real" else None, "strategy": self.strategy,
-            "real_per_class": self.real_per_class,
+            "real_per_class": self.real_per_class, "allocation": self.allocation,
         }
 
 
@@ -195,7 +196,7 @@ def build_series(inp: AnalysisInput) -> list[Series]:
             key = SeriesKey(
                 source=run.source, recipe=run.recipe, eval_set=eval_set,
                 generator=run.generator, cfg=float(run.cfg or 0.0), strategy=run.strategy,
-                real_per_class=run.real_per_class if run.source == "mixed" else 0,
+                real_per_class=run.real_per_class if run.source == "mixed" else 0, allocation=run.allocation,
             )
             counted = inp.metric == "error" and ev.n > 0
             groups[key].append(Point(run.n, run.seed, value, ev.n if counted else 0,
@@ -226,7 +227,7 @@ def _form(name: str) -> FitForm:
 
 def _series_order(key: SeriesKey) -> tuple[Any, ...]:
     return ({"real": 0, "synthetic": 1, "mixed": 2}[key.source], key.eval_set, key.recipe,
-            key.generator, key.strategy, key.cfg, key.real_per_class)
+            key.generator, key.strategy, key.cfg, key.real_per_class, key.allocation)
 
 
 def per_class_slopes(inp: AnalysisInput, series: Series) -> list[ClassSlope]:
@@ -262,7 +263,8 @@ def _matches(run: RunRecord, key: SeriesKey) -> bool:
     return (run.source == key.source and run.recipe == key.recipe
             and run.generator == key.generator and float(run.cfg or 0.0) == key.cfg
             and run.strategy == key.strategy
-            and (run.real_per_class if run.source == "mixed" else 0) == key.real_per_class)
+            and (run.real_per_class if run.source == "mixed" else 0) == key.real_per_class
+            and run.allocation == key.allocation)
 
 
 def _per_class(
@@ -338,8 +340,8 @@ def compare(analysis: Analysis) -> list[Comparison]:
 
 
 def _same_but_set(a: SeriesKey, b: SeriesKey) -> bool:
-    return (a.source, a.recipe, a.generator, a.cfg, a.strategy, a.real_per_class) == \
-        (b.source, b.recipe, b.generator, b.cfg, b.strategy, b.real_per_class)
+    return (a.source, a.recipe, a.generator, a.cfg, a.strategy, a.real_per_class, a.allocation) == \
+        (b.source, b.recipe, b.generator, b.cfg, b.strategy, b.real_per_class, b.allocation)
 
 
 def _slope_test(family: str, a: Series, b: Series, a_label: str, b_label: str) -> Comparison:

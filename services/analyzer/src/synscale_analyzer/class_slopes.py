@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,6 +42,8 @@ class ClassSlope:
     test_images: int  # per run (the smallest over the class's points)
     reason: str = ""  # a key of REASONS when not estimable
     detail: str = ""
+    # The class's fitted plain law (estimable classes only): the planner's allocation uses A too.
+    law: Fit | None = field(default=None, repr=False, compare=False)
 
     @property
     def estimable(self) -> bool:
@@ -62,7 +64,7 @@ def class_slope(class_id: str, sizes: Sequence[int], errors: Sequence[float], co
         if reason:
             return ClassSlope(class_id, math.nan, nan2, f1, diversity, err_at_max, images, reason, detail)
         assert f is not None
-        return ClassSlope(class_id, f.alpha, f.alpha_ci, f1, diversity, err_at_max, images)
+        return ClassSlope(class_id, f.alpha, f.alpha_ci, f1, diversity, err_at_max, images, law=f)
 
     if images < MIN_CLASS_IMAGES:
         return out("few_images", f"{images} test images per run (needs {MIN_CLASS_IMAGES})")

@@ -66,6 +66,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--no-progress", action="store_true")
     demo.set_defaults(func=cmd_demo)
 
+    from synscale_analyzer import plan_cli
+
+    plan_cli.add_commands(subparsers)
+
 
 def _data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=os.environ.get("SYNSCALE_DATA_DIR", "runs"),

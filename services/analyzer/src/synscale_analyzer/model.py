@@ -69,6 +69,7 @@ class RunRecord:
     real_per_class: int = 0
     status: str = "done"
     error: str = ""
+    allocation: str = ""  # synscale.plan.allocation_name of a per-class allocation; "" = uniform
 
     @property
     def cell(self) -> str:

@@ -20,6 +20,7 @@ import json
 import logging
 import threading
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
@@ -34,6 +35,9 @@ from synscale.store.base import StoreError
 from synscale.study import StudySpec, parse_study
 from synscale.v1 import generator_pb2, scorer_pb2, study_pb2, trainer_pb2
 from synscale_analyzer.state import StudyState
+
+if TYPE_CHECKING:
+    from synscale_analyzer.planning import PlanOptions, PlanOutcome
 
 log = logging.getLogger(__name__)
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".md": "text/markdown; charset=utf-8",
@@ -399,6 +403,16 @@ class Orchestrator:
 
                 raise PreconditionFailed(f"study {study_id} has no report yet (state {st.state})")
             return st.report
+
+    def plan(self, study_id: str, opts: PlanOptions) -> PlanOutcome:
+        """The planner on the study's finished runs (a pilot need not be complete)."""
+        from synscale_analyzer.planning import plan_outcome
+        from synscale_analyzer.records import analysis_input
+
+        st = self.study(study_id)
+        with self._lock:
+            inputs = analysis_input(st)
+        return plan_outcome(inputs, st.spec, opts)
 
     def cancel(self, study_id: str) -> study_pb2.StudyStatus:
         """Stop launching work for a study; queued jobs of other services still drain."""

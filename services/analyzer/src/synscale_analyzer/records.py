@@ -28,6 +28,7 @@ def run_record(planned: PlannedRun, result: trainer_pb2.RunResult) -> RunRecord:
         seed=planned.seed, evals=evals, generator=cell.generator if cell else "",
         cfg=cell.cfg if cell else None, strategy=cell.strategy if cell else "",
         real_per_class=planned.real_per_class, status=result.status or "done", error=result.error,
+        allocation=planned.allocation,
     )
 
 

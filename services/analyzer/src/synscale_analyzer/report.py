@@ -30,6 +30,7 @@ from synscale_analyzer.analysis import (
     versus_real,
 )
 from synscale_analyzer.model import num as _n
+from synscale_analyzer.planning import planner_section
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;
@@ -338,6 +339,8 @@ def render(analysis: Analysis, sample_grids: Sequence[Figure] = ()) -> dict[str,
     """All report files by name: report.html, report.md, report.json, *.csv and figure PNGs."""
     figs = build_figures(analysis, sample_grids)
     doc = report_json(analysis)
+    planner_doc, planner_md = planner_section(analysis)  # the planner's own section (planning.py)
+    doc["planner"] = planner_doc
     tables = _tables(analysis, doc)
     files: dict[str, bytes] = {
         "report.json": json.dumps(doc, indent=1, sort_keys=True).encode(),
@@ -352,7 +355,7 @@ def render(analysis: Analysis, sample_grids: Sequence[Figure] = ()) -> dict[str,
     for f in figs:
         files[f.name] = f.png
     files["report.html"] = _html(analysis, figs, tables).encode()
-    files["report.md"] = _markdown(analysis, figs, tables).encode()
+    files["report.md"] = (_markdown(analysis, figs, tables) + planner_md).encode()
     return files
 
 

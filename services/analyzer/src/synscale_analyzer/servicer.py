@@ -63,6 +63,14 @@ class AnalyzerServicer(study_pb2_grpc.AnalyzerServicer):
         return self.orch.cancel(_study_id(request))
 
 
+    @grpc_errors
+    def PlanStudy(self, request: study_pb2.PlanRequest, context: grpc.ServicerContext) -> study_pb2.PlanReply:
+        from synscale_analyzer.planning import options_of, reply_of
+
+        study_id = _study_id(study_pb2.StudyRef(study_id=request.study_id))
+        return reply_of(study_id, self.orch.plan(study_id, options_of(request)))
+
+
 def _study_id(ref: study_pb2.StudyRef) -> str:
     from synscale.errors import InvalidInput
 

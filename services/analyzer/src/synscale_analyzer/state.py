@@ -80,7 +80,7 @@ class StudyState:
         return min((self.coverage[(cell, cid)].prefix for cid, _ in self.classes), default=0)
 
     def data_ready(self, run: PlannedRun) -> bool:
-        return run.cell is None or self.cell_prefix(run.cell) >= run.n
+        return run.cell is None or self.cell_prefix(run.cell) >= run.max_class_n
 
     def ready_runs(self) -> list[PlannedRun]:
         """Runs whose data exist and that are neither launched nor finished, in plan order."""
@@ -92,9 +92,10 @@ class StudyState:
     def series_of(self, run_id: str) -> list[PlannedRun]:
         """Every planned run of the same series as `run_id` (same source, cell, recipe, mix)."""
         r = self.runs[run_id]
-        key = (r.source, r.cell, r.recipe.name, r.real_per_class if r.source == "mixed" else 0)
+        key = (r.source, r.cell, r.recipe.name, r.real_per_class if r.source == "mixed" else 0, r.allocation)
         return [p for p in self.runs.values()
-                if (p.source, p.cell, p.recipe.name, p.real_per_class if p.source == "mixed" else 0) == key]
+                if (p.source, p.cell, p.recipe.name, p.real_per_class if p.source == "mixed" else 0,
+                    p.allocation) == key]
 
     @property
     def needs_scores(self) -> bool:

@@ -24,6 +24,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bucket", default="synscale")
     p.add_argument("--n", type=int, default=100, help="synthetic images per class (real with --real-only)")
     p.add_argument("--real-per-class", type=int, default=0, help="real images per class mixed in")
+    p.add_argument("--class-n", default="", metavar="ID=N,...|@FILE.json",
+                   help="a per-class allocation of the synthetic images (every class; wins over --n)")
     p.add_argument("--real-only", action="store_true", help="train on --n real images per class, no cells")
     p.add_argument(
         "--arch",
@@ -103,7 +105,28 @@ def build_job(args: argparse.Namespace, bucket: str) -> trainer_pb2.TrainingJob:
         image_size=args.image_size,
         eval_limit=args.eval_limit,
         class_ids=[c for c in args.class_ids.split(",") if c.strip()],
+        class_n_per_class=_class_n(args.class_n),
     )
+
+
+def _class_n(text: str) -> dict[str, int]:
+    """`--class-n`: "id=n,id=n", or "@file.json" holding {id: n} or the plan of `synscale plan --json`."""
+    if not text:
+        return {}
+    if text.startswith("@"):
+        import json
+
+        data = json.loads(Path(text[1:]).read_text())
+        if isinstance(data.get("allocation"), dict):  # the plan `synscale plan --json` wrote
+            data = data["allocation"]["images_per_class"]
+        return {str(k): int(v) for k, v in data.items()}
+    out = {}
+    for item in text.split(","):
+        cid, sep, n = item.partition("=")
+        if not sep or not cid.strip() or not n.strip().isdigit():
+            raise InvalidInput("--class-n", f"{item!r} is not CLASS_ID=IMAGES")
+        out[cid.strip()] = int(n)
+    return out
 
 
 def _store(args: argparse.Namespace) -> tuple[ObjectStore, Path]:

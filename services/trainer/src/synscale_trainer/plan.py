@@ -13,7 +13,7 @@ is raised before any compute is spent.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,7 +110,13 @@ def plan_training_set(
     n_per_class: int,
     real_per_class: int,
     real_path: str = "",
+    class_n: Mapping[str, int] | None = None,
 ) -> TrainingPlan:
+    """The training set of a job: images 0..n-1 of each class of each cell, plus real images.
+
+    `class_n` (a per-class allocation, TrainingJob.class_n_per_class) gives each class its own
+    synthetic count instead of `n_per_class`; each class's count is split over the cells.
+    """
     if n_per_class < 0:
         raise InvalidInput("n_per_class", f"must be >= 0, got {n_per_class}")
     if real_per_class < 0:
@@ -121,14 +127,18 @@ def plan_training_set(
         raise InvalidInput("cells", f"n_per_class is {n_per_class} but no cells are given")
     if n_per_class == 0 and real_per_class == 0:
         raise InvalidInput("n_per_class", "the training set is empty (no synthetic and no real images)")
+    counts = _class_counts(classes, n_per_class, class_n)
     sources: list[Source] = []
     per_class = dict.fromkeys(classes.ids, 0)
     if cells:
         if store is None:
             raise PreconditionFailed("synthetic cells need an object store")
-        for cell, share in zip(cells, split_evenly(n_per_class, len(cells)), strict=True):
+        splits = {cid: split_evenly(n, len(cells)) for cid, n in counts.items()}
+        for i, cell in enumerate(cells):
+            shares = {cid: parts[i] for cid, parts in splits.items()}
+            what = "class_n_per_class" if class_n else f"{n_per_class}"
             for src in _plan_cell(
-                store, study_id, cell, classes, share, f"{n_per_class} over {len(cells)} cell(s)"
+                store, study_id, cell, classes, shares, f"{what} over {len(cells)} cell(s)"
             ):
                 sources.append(src)
                 per_class[classes.ids[src.label]] += src.count
@@ -139,12 +149,27 @@ def plan_training_set(
     return TrainingPlan(classes, sources, per_class)
 
 
+def _class_counts(classes: ClassSet, n_per_class: int, class_n: Mapping[str, int] | None) -> dict[str, int]:
+    """Synthetic images per class: n_per_class for every class, or the job's allocation."""
+    if not class_n:
+        return dict.fromkeys(classes.ids, n_per_class)
+    unknown = sorted(set(class_n) - set(classes.ids))
+    missing = [cid for cid in classes.ids if cid not in class_n]
+    if unknown or missing:
+        raise InvalidInput("class_n_per_class", f"must name every class of the run exactly; unknown: "
+                                                f"{unknown[:5]}, missing: {missing[:5]}")
+    bad = {k: v for k, v in class_n.items() if v < 1}
+    if bad:
+        raise InvalidInput("class_n_per_class", f"every class needs >= 1 image, got {bad}")
+    return {cid: int(class_n[cid]) for cid in classes.ids}
+
+
 def _plan_cell(
     store: ObjectStore,
     study_id: str,
     cell: Cell,
     classes: ClassSet,
-    share: int,
+    shares: Mapping[str, int],
     split_note: str,
 ) -> list[ShardSource]:
     prefix = layout.cell_prefix(study_id, cell.generator, cell.cfg, cell.strategy)
@@ -161,10 +186,11 @@ def _plan_cell(
         raise InvalidInput(
             "cells", f"cell {cell.name} has class folders not in class set {classes.name}: {unknown[:5]}"
         )
-    if share == 0:
-        return []
     out: list[ShardSource] = []
     for label, class_id in enumerate(classes.ids):
+        share = shares[class_id]
+        if share == 0:
+            continue
         shards = sorted(by_class.get(ids.safe_component(class_id), []), key=lambda t: (t[0], -t[1]))
         covered = 0  # images [0, covered) of the index order are accounted for
         taken = 0

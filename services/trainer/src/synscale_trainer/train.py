@@ -131,6 +131,7 @@ def prepare(job: trainer_pb2.TrainingJob, store: ObjectStore | None, options: Tr
         n_per_class=int(job.n_per_class),
         real_per_class=int(job.real_per_class),
         real_path=job.real_path,
+        class_n={k: int(v) for k, v in job.class_n_per_class.items()},
     )
     eval_sets = resolve_eval_sets(
         list(job.eval_sets),

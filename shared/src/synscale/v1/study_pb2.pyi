@@ -128,3 +128,85 @@ class SubmitStudyRequest(_message.Message):
     SPEC_YAML_FIELD_NUMBER: _ClassVar[int]
     spec_yaml: str
     def __init__(self, spec_yaml: _Optional[str] = ...) -> None: ...
+
+class PlanRequest(_message.Message):
+    __slots__ = ("study_id", "target_per_class", "budget_images", "budget_gpu_hours", "cost_per_image", "max_pilot_n", "confidence", "max_extrapolation", "max_shift")
+    class CostPerImageEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    STUDY_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_PER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_GPU_HOURS_FIELD_NUMBER: _ClassVar[int]
+    COST_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    MAX_PILOT_N_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    MAX_EXTRAPOLATION_FIELD_NUMBER: _ClassVar[int]
+    MAX_SHIFT_FIELD_NUMBER: _ClassVar[int]
+    study_id: str
+    target_per_class: int
+    budget_images: int
+    budget_gpu_hours: float
+    cost_per_image: _containers.ScalarMap[str, float]
+    max_pilot_n: int
+    confidence: float
+    max_extrapolation: float
+    max_shift: float
+    def __init__(self, study_id: _Optional[str] = ..., target_per_class: _Optional[int] = ..., budget_images: _Optional[int] = ..., budget_gpu_hours: _Optional[float] = ..., cost_per_image: _Optional[_Mapping[str, float]] = ..., max_pilot_n: _Optional[int] = ..., confidence: _Optional[float] = ..., max_extrapolation: _Optional[float] = ..., max_shift: _Optional[float] = ...) -> None: ...
+
+class CellPrediction(_message.Message):
+    __slots__ = ("label", "target_n", "predicted", "lo", "hi", "p_best", "note")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    TARGET_N_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    LO_FIELD_NUMBER: _ClassVar[int]
+    HI_FIELD_NUMBER: _ClassVar[int]
+    P_BEST_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    target_n: int
+    predicted: float
+    lo: float
+    hi: float
+    p_best: float
+    note: str
+    def __init__(self, label: _Optional[str] = ..., target_n: _Optional[int] = ..., predicted: _Optional[float] = ..., lo: _Optional[float] = ..., hi: _Optional[float] = ..., p_best: _Optional[float] = ..., note: _Optional[str] = ...) -> None: ...
+
+class PlanReply(_message.Message):
+    __slots__ = ("study_id", "verdict", "decided", "best", "cells", "allocation", "allocation_gain", "allocation_gain_lo", "allocation_gain_hi", "followup_yaml", "plan_json", "markdown")
+    class AllocationEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    STUDY_ID_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_FIELD_NUMBER: _ClassVar[int]
+    BEST_FIELD_NUMBER: _ClassVar[int]
+    CELLS_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATION_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATION_GAIN_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATION_GAIN_LO_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATION_GAIN_HI_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWUP_YAML_FIELD_NUMBER: _ClassVar[int]
+    PLAN_JSON_FIELD_NUMBER: _ClassVar[int]
+    MARKDOWN_FIELD_NUMBER: _ClassVar[int]
+    study_id: str
+    verdict: str
+    decided: bool
+    best: str
+    cells: _containers.RepeatedCompositeFieldContainer[CellPrediction]
+    allocation: _containers.ScalarMap[str, int]
+    allocation_gain: float
+    allocation_gain_lo: float
+    allocation_gain_hi: float
+    followup_yaml: str
+    plan_json: str
+    markdown: str
+    def __init__(self, study_id: _Optional[str] = ..., verdict: _Optional[str] = ..., decided: _Optional[bool] = ..., best: _Optional[str] = ..., cells: _Optional[_Iterable[_Union[CellPrediction, _Mapping]]] = ..., allocation: _Optional[_Mapping[str, int]] = ..., allocation_gain: _Optional[float] = ..., allocation_gain_lo: _Optional[float] = ..., allocation_gain_hi: _Optional[float] = ..., followup_yaml: _Optional[str] = ..., plan_json: _Optional[str] = ..., markdown: _Optional[str] = ...) -> None: ...

@@ -59,6 +59,11 @@ class AnalyzerStub:
                 request_serializer=synscale_dot_v1_dot_study__pb2.StudyRef.SerializeToString,
                 response_deserializer=synscale_dot_v1_dot_study__pb2.StudyStatus.FromString,
                 _registered_method=True)
+        self.PlanStudy = channel.unary_unary(
+                '/synscale.v1.Analyzer/PlanStudy',
+                request_serializer=synscale_dot_v1_dot_study__pb2.PlanRequest.SerializeToString,
+                response_deserializer=synscale_dot_v1_dot_study__pb2.PlanReply.FromString,
+                _registered_method=True)
 
 
 class AnalyzerServicer:
@@ -94,6 +99,13 @@ class AnalyzerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PlanStudy(self, request, context):
+        """The planner (issue 16, docs/planner.md): a finished pilot's predictions at a target.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalyzerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +133,11 @@ def add_AnalyzerServicer_to_server(servicer, server):
                     servicer.CancelStudy,
                     request_deserializer=synscale_dot_v1_dot_study__pb2.StudyRef.FromString,
                     response_serializer=synscale_dot_v1_dot_study__pb2.StudyStatus.SerializeToString,
+            ),
+            'PlanStudy': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlanStudy,
+                    request_deserializer=synscale_dot_v1_dot_study__pb2.PlanRequest.FromString,
+                    response_serializer=synscale_dot_v1_dot_study__pb2.PlanReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +275,33 @@ class Analyzer:
             '/synscale.v1.Analyzer/CancelStudy',
             synscale_dot_v1_dot_study__pb2.StudyRef.SerializeToString,
             synscale_dot_v1_dot_study__pb2.StudyStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlanStudy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/synscale.v1.Analyzer/PlanStudy',
+            synscale_dot_v1_dot_study__pb2.PlanRequest.SerializeToString,
+            synscale_dot_v1_dot_study__pb2.PlanReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from synscale.v1 import common_pb2 as synscale_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19synscale/v1/trainer.proto\x12\x0bsynscale.v1\x1a\x18synscale/v1/common.proto\"\xdb\x03\n\x0bTrainingJob\x12\x10\n\x08study_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0c\n\x04\x61rch\x18\x04 \x01(\t\x12\"\n\x05\x63\x65lls\x18\x05 \x03(\x0b\x32\x13.synscale.v1.CellId\x12\x13\n\x0bn_per_class\x18\x06 \x01(\x03\x12\x16\n\x0ereal_per_class\x18\x07 \x01(\x03\x12\x0c\n\x04seed\x18\x08 \x01(\x03\x12\x11\n\teval_sets\x18\t \x03(\t\x12\x13\n\x0brecipe_json\x18\n \x01(\t\x12\x0e\n\x06\x62ucket\x18\x0b \x01(\t\x12\x11\n\tclass_set\x18\x0c \x01(\t\x12\x11\n\treal_path\x18\r \x01(\t\x12;\n\neval_paths\x18\x0e \x03(\x0b\x32\'.synscale.v1.TrainingJob.EvalPathsEntry\x12\x12\n\nimage_size\x18\x0f \x01(\x05\x12\x12\n\neval_limit\x18\x10 \x01(\x03\x12\x11\n\tclass_ids\x18\x11 \x03(\t\x12\'\n\x07\x63lasses\x18\x12 \x03(\x0b\x32\x16.synscale.v1.ClassInfo\x1a\x30\n\x0e\x45valPathsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc1\x02\n\x0b\x45valMetrics\x12\x10\n\x08set_name\x18\x01 \x01(\t\x12\x0c\n\x04top1\x18\x02 \x01(\x01\x12\x0c\n\x04top5\x18\x03 \x01(\x01\x12\x0c\n\x04loss\x18\x04 \x01(\x01\x12\x39\n\tper_class\x18\x05 \x03(\x0b\x32&.synscale.v1.EvalMetrics.PerClassEntry\x12\t\n\x01n\x18\x06 \x01(\x03\x12<\n\x0bper_class_n\x18\x07 \x03(\x0b\x32\'.synscale.v1.EvalMetrics.PerClassNEntry\x12\x0f\n\x07\x63orrect\x18\x08 \x01(\x0c\x1a/\n\rPerClassEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x30\n\x0ePerClassNEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x94\x02\n\tRunResult\x12\x10\n\x08study_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12%\n\x03job\x18\x03 \x01(\x0b\x32\x18.synscale.v1.TrainingJob\x12\'\n\x05\x65vals\x18\x04 \x03(\x0b\x32\x18.synscale.v1.EvalMetrics\x12\x16\n\x0e\x63heckpoint_key\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x15\n\rtrain_seconds\x18\x08 \x01(\x01\x12\r\n\x05steps\x18\t \x01(\x03\x12\x14\n\x0ctrain_images\x18\n \x01(\x03\x12\x12\n\ntrain_loss\x18\x0b \x01(\x01\x12\x0e\n\x06\x64\x65vice\x18\x0c \x01(\t\"\"\n\x10StartRunResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"*\n\x06RunRef\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08study_id\x18\x02 \x01(\t\"\x85\x01\n\x0bRunProgress\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x04 \x01(\x03\x12\x0c\n\x04loss\x18\x05 \x01(\x01\x12&\n\x06result\x18\x06 \x01(\x0b\x32\x16.synscale.v1.RunResult2\xc5\x01\n\x07Trainer\x12\x43\n\x08StartRun\x12\x18.synscale.v1.TrainingJob\x1a\x1d.synscale.v1.StartRunResponse\x12\x39\n\x06GetRun\x12\x13.synscale.v1.RunRef\x1a\x18.synscale.v1.RunProgress0\x01\x12:\n\tCancelRun\x12\x13.synscale.v1.RunRef\x1a\x18.synscale.v1.RunProgressb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19synscale/v1/trainer.proto\x12\x0bsynscale.v1\x1a\x18synscale/v1/common.proto\"\xdb\x04\n\x0bTrainingJob\x12\x10\n\x08study_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0c\n\x04\x61rch\x18\x04 \x01(\t\x12\"\n\x05\x63\x65lls\x18\x05 \x03(\x0b\x32\x13.synscale.v1.CellId\x12\x13\n\x0bn_per_class\x18\x06 \x01(\x03\x12\x16\n\x0ereal_per_class\x18\x07 \x01(\x03\x12\x0c\n\x04seed\x18\x08 \x01(\x03\x12\x11\n\teval_sets\x18\t \x03(\t\x12\x13\n\x0brecipe_json\x18\n \x01(\t\x12\x0e\n\x06\x62ucket\x18\x0b \x01(\t\x12\x11\n\tclass_set\x18\x0c \x01(\t\x12\x11\n\treal_path\x18\r \x01(\t\x12;\n\neval_paths\x18\x0e \x03(\x0b\x32\'.synscale.v1.TrainingJob.EvalPathsEntry\x12\x12\n\nimage_size\x18\x0f \x01(\x05\x12\x12\n\neval_limit\x18\x10 \x01(\x03\x12\x11\n\tclass_ids\x18\x11 \x03(\t\x12\'\n\x07\x63lasses\x18\x12 \x03(\x0b\x32\x16.synscale.v1.ClassInfo\x12G\n\x11\x63lass_n_per_class\x18\x13 \x03(\x0b\x32,.synscale.v1.TrainingJob.ClassNPerClassEntry\x1a\x30\n\x0e\x45valPathsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x35\n\x13\x43lassNPerClassEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xc1\x02\n\x0b\x45valMetrics\x12\x10\n\x08set_name\x18\x01 \x01(\t\x12\x0c\n\x04top1\x18\x02 \x01(\x01\x12\x0c\n\x04top5\x18\x03 \x01(\x01\x12\x0c\n\x04loss\x18\x04 \x01(\x01\x12\x39\n\tper_class\x18\x05 \x03(\x0b\x32&.synscale.v1.EvalMetrics.PerClassEntry\x12\t\n\x01n\x18\x06 \x01(\x03\x12<\n\x0bper_class_n\x18\x07 \x03(\x0b\x32\'.synscale.v1.EvalMetrics.PerClassNEntry\x12\x0f\n\x07\x63orrect\x18\x08 \x01(\x0c\x1a/\n\rPerClassEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x30\n\x0ePerClassNEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x94\x02\n\tRunResult\x12\x10\n\x08study_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12%\n\x03job\x18\x03 \x01(\x0b\x32\x18.synscale.v1.TrainingJob\x12\'\n\x05\x65vals\x18\x04 \x03(\x0b\x32\x18.synscale.v1.EvalMetrics\x12\x16\n\x0e\x63heckpoint_key\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x15\n\rtrain_seconds\x18\x08 \x01(\x01\x12\r\n\x05steps\x18\t \x01(\x03\x12\x14\n\x0ctrain_images\x18\n \x01(\x03\x12\x12\n\ntrain_loss\x18\x0b \x01(\x01\x12\x0e\n\x06\x64\x65vice\x18\x0c \x01(\t\"\"\n\x10StartRunResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"*\n\x06RunRef\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08study_id\x18\x02 \x01(\t\"\x85\x01\n\x0bRunProgress\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x04 \x01(\x03\x12\x0c\n\x04loss\x18\x05 \x01(\x01\x12&\n\x06result\x18\x06 \x01(\x0b\x32\x16.synscale.v1.RunResult2\xc5\x01\n\x07Trainer\x12\x43\n\x08StartRun\x12\x18.synscale.v1.TrainingJob\x1a\x1d.synscale.v1.StartRunResponse\x12\x39\n\x06GetRun\x12\x13.synscale.v1.RunRef\x1a\x18.synscale.v1.RunProgress0\x01\x12:\n\tCancelRun\x12\x13.synscale.v1.RunRef\x1a\x18.synscale.v1.RunProgressb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,28 +34,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TRAININGJOB_EVALPATHSENTRY']._loaded_options = None
   _globals['_TRAININGJOB_EVALPATHSENTRY']._serialized_options = b'8\001'
+  _globals['_TRAININGJOB_CLASSNPERCLASSENTRY']._loaded_options = None
+  _globals['_TRAININGJOB_CLASSNPERCLASSENTRY']._serialized_options = b'8\001'
   _globals['_EVALMETRICS_PERCLASSENTRY']._loaded_options = None
   _globals['_EVALMETRICS_PERCLASSENTRY']._serialized_options = b'8\001'
   _globals['_EVALMETRICS_PERCLASSNENTRY']._loaded_options = None
   _globals['_EVALMETRICS_PERCLASSNENTRY']._serialized_options = b'8\001'
   _globals['_TRAININGJOB']._serialized_start=69
-  _globals['_TRAININGJOB']._serialized_end=544
-  _globals['_TRAININGJOB_EVALPATHSENTRY']._serialized_start=496
-  _globals['_TRAININGJOB_EVALPATHSENTRY']._serialized_end=544
-  _globals['_EVALMETRICS']._serialized_start=547
-  _globals['_EVALMETRICS']._serialized_end=868
-  _globals['_EVALMETRICS_PERCLASSENTRY']._serialized_start=771
-  _globals['_EVALMETRICS_PERCLASSENTRY']._serialized_end=818
-  _globals['_EVALMETRICS_PERCLASSNENTRY']._serialized_start=820
-  _globals['_EVALMETRICS_PERCLASSNENTRY']._serialized_end=868
-  _globals['_RUNRESULT']._serialized_start=871
-  _globals['_RUNRESULT']._serialized_end=1147
-  _globals['_STARTRUNRESPONSE']._serialized_start=1149
-  _globals['_STARTRUNRESPONSE']._serialized_end=1183
-  _globals['_RUNREF']._serialized_start=1185
-  _globals['_RUNREF']._serialized_end=1227
-  _globals['_RUNPROGRESS']._serialized_start=1230
-  _globals['_RUNPROGRESS']._serialized_end=1363
-  _globals['_TRAINER']._serialized_start=1366
-  _globals['_TRAINER']._serialized_end=1563
+  _globals['_TRAININGJOB']._serialized_end=672
+  _globals['_TRAININGJOB_EVALPATHSENTRY']._serialized_start=569
+  _globals['_TRAININGJOB_EVALPATHSENTRY']._serialized_end=617
+  _globals['_TRAININGJOB_CLASSNPERCLASSENTRY']._serialized_start=619
+  _globals['_TRAININGJOB_CLASSNPERCLASSENTRY']._serialized_end=672
+  _globals['_EVALMETRICS']._serialized_start=675
+  _globals['_EVALMETRICS']._serialized_end=996
+  _globals['_EVALMETRICS_PERCLASSENTRY']._serialized_start=899
+  _globals['_EVALMETRICS_PERCLASSENTRY']._serialized_end=946
+  _globals['_EVALMETRICS_PERCLASSNENTRY']._serialized_start=948
+  _globals['_EVALMETRICS_PERCLASSNENTRY']._serialized_end=996
+  _globals['_RUNRESULT']._serialized_start=999
+  _globals['_RUNRESULT']._serialized_end=1275
+  _globals['_STARTRUNRESPONSE']._serialized_start=1277
+  _globals['_STARTRUNRESPONSE']._serialized_end=1311
+  _globals['_RUNREF']._serialized_start=1313
+  _globals['_RUNREF']._serialized_end=1355
+  _globals['_RUNPROGRESS']._serialized_start=1358
+  _globals['_RUNPROGRESS']._serialized_end=1491
+  _globals['_TRAINER']._serialized_start=1494
+  _globals['_TRAINER']._serialized_end=1691
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TrainingJob(_message.Message):
-    __slots__ = ("study_id", "run_id", "kind", "arch", "cells", "n_per_class", "real_per_class", "seed", "eval_sets", "recipe_json", "bucket", "class_set", "real_path", "eval_paths", "image_size", "eval_limit", "class_ids", "classes")
+    __slots__ = ("study_id", "run_id", "kind", "arch", "cells", "n_per_class", "real_per_class", "seed", "eval_sets", "recipe_json", "bucket", "class_set", "real_path", "eval_paths", "image_size", "eval_limit", "class_ids", "classes", "class_n_per_class")
     class EvalPathsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,13 @@ class TrainingJob(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ClassNPerClassEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     STUDY_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +41,7 @@ class TrainingJob(_message.Message):
     EVAL_LIMIT_FIELD_NUMBER: _ClassVar[int]
     CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
     CLASSES_FIELD_NUMBER: _ClassVar[int]
+    CLASS_N_PER_CLASS_FIELD_NUMBER: _ClassVar[int]
     study_id: str
     run_id: str
     kind: str
@@ -52,7 +60,8 @@ class TrainingJob(_message.Message):
     eval_limit: int
     class_ids: _containers.RepeatedScalarFieldContainer[str]
     classes: _containers.RepeatedCompositeFieldContainer[_common_pb2.ClassInfo]
-    def __init__(self, study_id: _Optional[str] = ..., run_id: _Optional[str] = ..., kind: _Optional[str] = ..., arch: _Optional[str] = ..., cells: _Optional[_Iterable[_Union[_common_pb2.CellId, _Mapping]]] = ..., n_per_class: _Optional[int] = ..., real_per_class: _Optional[int] = ..., seed: _Optional[int] = ..., eval_sets: _Optional[_Iterable[str]] = ..., recipe_json: _Optional[str] = ..., bucket: _Optional[str] = ..., class_set: _Optional[str] = ..., real_path: _Optional[str] = ..., eval_paths: _Optional[_Mapping[str, str]] = ..., image_size: _Optional[int] = ..., eval_limit: _Optional[int] = ..., class_ids: _Optional[_Iterable[str]] = ..., classes: _Optional[_Iterable[_Union[_common_pb2.ClassInfo, _Mapping]]] = ...) -> None: ...
+    class_n_per_class: _containers.ScalarMap[str, int]
+    def __init__(self, study_id: _Optional[str] = ..., run_id: _Optional[str] = ..., kind: _Optional[str] = ..., arch: _Optional[str] = ..., cells: _Optional[_Iterable[_Union[_common_pb2.CellId, _Mapping]]] = ..., n_per_class: _Optional[int] = ..., real_per_class: _Optional[int] = ..., seed: _Optional[int] = ..., eval_sets: _Optional[_Iterable[str]] = ..., recipe_json: _Optional[str] = ..., bucket: _Optional[str] = ..., class_set: _Optional[str] = ..., real_path: _Optional[str] = ..., eval_paths: _Optional[_Mapping[str, str]] = ..., image_size: _Optional[int] = ..., eval_limit: _Optional[int] = ..., class_ids: _Optional[_Iterable[str]] = ..., classes: _Optional[_Iterable[_Union[_common_pb2.ClassInfo, _Mapping]]] = ..., class_n_per_class: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class EvalMetrics(_message.Message):
     __slots__ = ("set_name", "top1", "top5", "loss", "per_class", "n", "per_class_n", "correct")
