@@ -33,7 +33,7 @@ from synscale_trainer import classes as classsets
 from synscale_trainer.cache import Prefetcher, ShardCache
 from synscale_trainer.classes import ClassSet
 from synscale_trainer.evalsets import EvalSet, resolve_eval_sets
-from synscale_trainer.evaluate import evaluate
+from synscale_trainer.evaluate import cpu_memory_format, evaluate
 from synscale_trainer.models import arch_info, build_classifier
 from synscale_trainer.plan import ShardSource, TrainingPlan, plan_training_set
 from synscale_trainer.recipe import make_optimizer, make_schedule, parse_recipe, total_steps
@@ -57,7 +57,7 @@ class TrainOptions:
     checkpoint_every_s: float = 600.0  # also checkpoint after this much time; 0 = off
     shuffle_buffer: int = 2000
     interleave: int = 16
-    eval_batch_size: int = 256
+    eval_batch_size: int = 1024
     prefetch_threads: int = 4
 
     @classmethod
@@ -209,6 +209,9 @@ class _Runner:
         self.autocast, use_scaler = _amp(self.device)
         torch.manual_seed(int(self.job.seed))
         self.model = run.build().to(self.device)
+        self.layout = cpu_memory_format(self.model, self.device)  # channels_last on a CPU: faster convs
+        if self.layout is not None:
+            self.model.to(memory_format=self.layout)
         self.optimizer = make_optimizer(self.model, run.recipe, clip=run.is_clip)
         self.schedule = make_schedule(self.optimizer, run.steps)
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
@@ -369,6 +372,8 @@ class _Runner:
         model = self.model
         model.train()
         images = images.to(self.device, non_blocking=True)
+        if self.layout is not None:
+            images = images.contiguous(memory_format=self.layout)
         with self.autocast():
             if self.run_.is_clip:
                 assert self.tokenizer is not None
