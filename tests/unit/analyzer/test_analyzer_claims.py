@@ -88,9 +88,9 @@ def _study(laws: dict[tuple[str, float, str], tuple[float, float, float]], noise
                     p = min(0.85, amp * n ** (-alpha) * math.exp(rng.normal(0, noise)))
                     err = rng.binomial(test_images, p) / test_images
                     evals[es] = EvalRecord(es, 1 - err, err, {}, test_images)
-                runs.append(RunRecord(f"{source}-{cfg}-{strat}-{n}-{seed}", source, "cnn", n, seed, evals,  # type: ignore[arg-type]
-                                      "gen" if source == "synthetic" else "", cfg if source == "synthetic" else None,
-                                      strat))
+                synthetic = source == "synthetic"
+                runs.append(RunRecord(f"{source}-{cfg}-{strat}-{n}-{seed}", source, "cnn", n, seed,  # type: ignore[arg-type]
+                                      evals, "gen" if synthetic else "", cfg if synthetic else None, strat))
     inp = AnalysisInput("s", "s", CLASSES, tuple(runs), (), "id", ("ood",), fits=("power_law",),
                         bootstrap=100)
     return analyze(inp)
