@@ -72,11 +72,11 @@ SIZES = (4, 8, 16, 32, 64, 128)
 
 
 def _study(laws: dict[tuple[str, float, str], tuple[float, float, float]], noise: float = 0.02,
-           seeds: tuple[int, ...] = (0, 1, 2), test_images: int = 5000) -> Analysis:
+           seeds: tuple[int, ...] = (0, 1, 2), test_images: int = 5000, ood_amp: float = 0.0) -> Analysis:
     """`laws`: (source, cfg, strategy) → (A, α on the ID set, α on the OOD set); err = A·N^−α.
 
     Errors are binomial draws of `test_images` test images around the law, times a lognormal
-    seed-to-seed jitter of `noise`.
+    seed-to-seed jitter of `noise`; `ood_amp` replaces A on the OOD set (0: the same A).
     """
     rng = np.random.default_rng(11)
     runs = []
@@ -85,7 +85,8 @@ def _study(laws: dict[tuple[str, float, str], tuple[float, float, float]], noise
             for seed in seeds:
                 evals = {}
                 for es, alpha in (("id", a_id), ("ood", a_ood)):
-                    p = min(0.85, amp * n ** (-alpha) * math.exp(rng.normal(0, noise)))
+                    a0 = ood_amp if es == "ood" and ood_amp else amp
+                    p = min(0.9, a0 * n ** (-alpha) * math.exp(rng.normal(0, noise)))
                     err = rng.binomial(test_images, p) / test_images
                     evals[es] = EvalRecord(es, 1 - err, err, {}, test_images)
                 synthetic = source == "synthetic"
@@ -174,3 +175,12 @@ def test_verdict_rule() -> None:
     assert claims.signed_verdict(0.3, 0.01, -1) == "contradicted"
     assert claims.signed_verdict(0.3, 0.2, +1) == "inconclusive"
     assert claims.signed_verdict(0.3, math.nan, +1) == "inconclusive"
+
+
+def test_findings_say_whether_real_data_is_clearly_below_chance_on_each_ood_set() -> None:
+    below = _study({REAL: (0.8, 0.4, 0.3), _syn(): (0.8, 0.2, 0.2)})
+    line = next(f for f in below.findings if f.startswith("Real data at its largest N on the OOD sets"))
+    assert "every OOD set clearly below the chance error 0.90" in line
+    at_chance = _study({REAL: (0.8, 0.4, 0.0), _syn(): (0.8, 0.2, 0.2)}, ood_amp=0.95)
+    line = next(f for f in at_chance.findings if f.startswith("Real data at its largest N on the OOD sets"))
+    assert "not clearly below on ood" in line
