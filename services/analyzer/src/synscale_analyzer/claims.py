@@ -236,7 +236,8 @@ def ood_scaling(analysis: Analysis) -> Claim:
     key, paper = ("synthetic_ood_scaling", "Out of distribution synthetic data scale relatively "
                   "better: the synthetic-vs-real slope gap is smaller OOD than ID.")
     test = ("(α_syn − α_real) on each OOD set minus the same on the ID set, best ID synthetic cell; "
-            "Welch t (Satterthwaite dof), Holm over OOD sets; series at chance are left out")
+            "Welch t (Satterthwaite dof), Holm over OOD sets; a set counts for the paper only where "
+            "the synthetic OOD slope's interval lies above 0; series at chance are left out")
     inp = analysis.input
     reals = analysis.readable(inp.id_set, "real")
     synth = analysis.readable(inp.id_set, "synthetic")
@@ -264,7 +265,12 @@ def ood_scaling(analysis: Analysis) -> Claim:
     gaps = "; ".join(f"{c.a}: gap change {c.estimate:+.3f} (Holm p = {_p(c.p_holm)})" for c in tests)
     shows = (f"{best.key.label}, ID: synthetic α {best.power_law.alpha:.3f} vs real "  # type: ignore[union-attr]
              f"{real_id.power_law.alpha:.3f}; " + "; ".join(parts) + f"; {gaps}")  # type: ignore[union-attr]
-    for_paper = sum(c.significant and c.estimate > 0 for c in tests)
+    # A gap that shrinks only because synthetic stops scaling OOD (its slope not above 0)
+    # is not the paper's "scales relatively better": such a set counts for neither side.
+    scales = {ood: s.power_law.alpha_ci[0] > 0  # type: ignore[union-attr]
+              for ood in inp.ood_sets for s in analysis.readable(ood, "synthetic")
+              if s.key.cell == best.key.cell}
+    for_paper = sum(c.significant and c.estimate > 0 and scales.get(c.a, False) for c in tests)
     against = sum(c.significant and c.estimate < 0 for c in tests)
     p = min((c.p_holm for c in tests if math.isfinite(c.p_holm)), default=math.nan)
     return Claim(key, paper, shows, test, verdict_of(for_paper, against), p)
