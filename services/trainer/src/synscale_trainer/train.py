@@ -57,7 +57,7 @@ class TrainOptions:
     checkpoint_every_s: float = 600.0  # also checkpoint after this much time; 0 = off
     shuffle_buffer: int = 2000
     interleave: int = 16
-    eval_batch_size: int = 1024
+    eval_batch_size: int = 256
     prefetch_threads: int = 4
 
     @classmethod
