@@ -59,7 +59,15 @@ def test_toy_study_runs_end_to_end(toy: StudySpec, straight: tuple[Path, dict]) 
     assert real["fits"]["power_law"]["alpha"] is not None
     assert len(doc["scores"]) == 2 and all(s["macro_f1"] is not None for s in doc["scores"])
     assert doc["findings"]
+    # The paper's eight claims, each with a verdict (a toy study may be inconclusive on all).
+    assert len(doc["claims"]) == 8
+    assert all(c["verdict"] in ("reproduced", "contradicted", "inconclusive") and c["this_study"]
+               for c in doc["claims"])
     report = data / "store" / "synscale" / "studies" / toy.study_id / "report"
+    markdown = (report / "report.md").read_text()
+    first = markdown.index("## What the paper claims, and what this study shows")
+    assert first < markdown.index("## Findings")
+    assert all(c["verdict"] in markdown[first:markdown.index("## Findings")] for c in doc["claims"])
     html = (report / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 5  # curves, OOD, slopes, quality-diversity, samples
     assert "fig-samples-embedded.png" in (report / "report.md").read_text()

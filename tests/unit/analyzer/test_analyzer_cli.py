@@ -40,3 +40,13 @@ def test_several_generators_keep_full_labels_and_per_row_sizes() -> None:
     text = _render(doc)
     assert "sd|cfg=2|classname" in text and "amused|cfg=2|classname" in text
     assert "0.400 @ 32" in text and "0.400 @ 64" in text and "cells of generator" not in text
+
+
+def test_the_claims_table_comes_first_with_a_verdict_per_claim() -> None:
+    claims = [{"claim": f"k{i}", "paper": f"paper says {i}", "this_study": f"numbers {i}", "test": "t",
+               "verdict": v, "p": 0.01} for i, v in enumerate(("reproduced", "contradicted", "inconclusive"))]
+    doc = {"id_set": "test", "findings": ["a finding"], "claims": claims, "slopes": [_row("real", 0.28)]}
+    text = _render(doc)
+    assert text.index("What the paper claims, and what this study shows") < text.index("Scaling ability")
+    for c in claims:
+        assert c["paper"] in text and c["this_study"] in text and c["verdict"] in text

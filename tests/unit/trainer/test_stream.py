@@ -10,6 +10,7 @@ import torch
 from synscale import classes as core
 from synscale.errors import PreconditionFailed
 from synscale.store.file import FileStore
+from synscale_trainer import stream
 from synscale_trainer.cache import Prefetcher, ShardCache
 from synscale_trainer.models import arch_info
 from synscale_trainer.plan import Cell, plan_training_set
@@ -85,6 +86,18 @@ def test_workers_split_the_epoch_without_overlap(cell_store: FileStore, tmp_path
     assert sorted(uids) == sorted(s.uid for s in ds.sources)
     seen = [y for _, y, _ in make_loader(ds, batch_size=8, num_workers=2) for y in y.tolist()]
     assert len(seen) == len(ds)
+
+
+def test_small_sets_are_read_in_process_large_ones_by_workers(
+    cell_store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ds = _dataset(cell_store, tmp_path / "cache")
+    assert stream.loader_workers(ds, 2) == 0  # far below IN_PROCESS_IMAGES: no fork per epoch
+    in_process = sorted(y for _, y, _ in make_loader(ds, batch_size=8, num_workers=2) for y in y.tolist())
+    monkeypatch.setattr(stream, "IN_PROCESS_IMAGES", 1)
+    assert stream.loader_workers(ds, 2) == 2
+    by_workers = sorted(y for _, y, _ in make_loader(ds, batch_size=8, num_workers=2) for y in y.tolist())
+    assert by_workers == in_process and len(by_workers) == len(ds)  # the same images either way
 
 
 def test_shards_are_downloaded_once(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from synscale_analyzer.correlation import Correlation, PooledCorrelation, correl
 from synscale_analyzer.fits import Fit, FitForm, fit
 from synscale_analyzer.model import AnalysisInput, CellScoreRecord, RunRecord, Source, cell_label
 from synscale_analyzer.model import num as _num
+
+if TYPE_CHECKING:
+    from synscale_analyzer.claims import Claim
 
 __all__ = ["Analysis", "ClassSlope", "Correlation", "PerClass", "Point", "Series", "SeriesKey", "analyze",
            "correlate"]
@@ -158,6 +161,7 @@ class Analysis:
     failed_runs: list[RunRecord]
     comparisons: list[Comparison] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)  # the paper's claims, tested (claims.py)
 
     def series_for(self, eval_set: str, source: Source | None = None) -> list[Series]:
         return [s for s in self.series
@@ -306,6 +310,7 @@ def _per_class(
 
 def analyze(inp: AnalysisInput) -> Analysis:
     """The whole analysis; deterministic for a given input (resampling seeds derive from it)."""
+    from synscale_analyzer.claims import check_claims
     from synscale_analyzer.findings import write_findings
 
     series = build_series(inp)
@@ -316,6 +321,7 @@ def analyze(inp: AnalysisInput) -> Analysis:
     )
     analysis.comparisons = compare(analysis)
     analysis.findings = write_findings(analysis)
+    analysis.claims = check_claims(analysis)
     return analysis
 
 

@@ -116,10 +116,31 @@ def run_embedded(spec_path: Path, data_dir: Path, progress: bool, verbose: bool)
     return 0
 
 
-def print_summary(doc: dict[str, Any], console: Any) -> None:
-    """The slope table (ID set, plain power law) and the findings."""
+def print_claims(doc: dict[str, Any], console: Any) -> None:
+    """The report's first section: each of the paper's claims with this study's verdict."""
     from rich import box
     from rich.table import Table
+
+    if not doc.get("claims"):
+        return
+    table = Table(title="What the paper claims, and what this study shows", box=box.SIMPLE_HEAD,
+                  pad_edge=False, show_lines=True)
+    table.add_column("the paper claims", justify="left", ratio=2)
+    table.add_column("this study shows", justify="left", ratio=3)
+    table.add_column("verdict", justify="left", no_wrap=True)
+    colour = {"reproduced": "green", "contradicted": "red", "inconclusive": "yellow"}
+    for c in doc["claims"]:
+        verdict = c["verdict"]
+        table.add_row(c["paper"], c["this_study"], f"[{colour.get(verdict, 'white')}]{verdict}[/]")
+    console.print(table)
+
+
+def print_summary(doc: dict[str, Any], console: Any) -> None:
+    """The claims table, the slope table (ID set, plain power law) and the findings."""
+    from rich import box
+    from rich.table import Table
+
+    print_claims(doc, console)
 
     rows = [r for r in doc["slopes"] if r["eval_set"] == doc["id_set"] and r["form"] == "power_law"]
     max_ns = {r["max_n"] for r in rows}

@@ -61,6 +61,7 @@ def write_findings(analysis: Analysis) -> list[str]:
     if caveat:
         out.append(caveat)
     out += _chance(analysis)
+    out += _real_below_chance(analysis)
     out += [t for t in (_cfg(tr) for tr in analysis.cfg_trends) if t]
     out += _ood(analysis)
     out += _per_class(analysis)
@@ -147,6 +148,38 @@ def _chance(analysis: Analysis) -> list[str]:
                    f"error {rate:.2f} at any size (exact binomial test, Bonferroni over sizes): {names}. "
                    f"Their slopes are left out of every finding.")
     return out
+
+
+def _real_below_chance(analysis: Analysis) -> list[str]:
+    """Real data's error at its largest N on each OOD set against the chance error.
+
+    "Clearly below chance" means the one-sided exact (Clopper–Pearson) 95% upper bound of
+    the error, seeds pooled (k errors of n test images), lies below 1 − 1/classes: an OOD
+    set on which even real data is at chance cannot show how anything scales there.
+    """
+    from scipy import stats
+
+    parts, at = [], []
+    chance_error = math.nan
+    for es in analysis.input.ood_sets:
+        real = next((s for s in analysis.series_for(es, "real") if s.counted and s.chance), None)
+        if real is None or real.chance is None:
+            continue
+        chance_error = real.chance.chance_error
+        pts = [p for p in real.points if p.n == real.max_n]
+        k = round(sum(p.value * p.n_test for p in pts))
+        n = sum(p.n_test for p in pts)
+        test = stats.binomtest(k, n, chance_error, alternative="less")
+        upper = float(test.proportion_ci(0.95).high)
+        parts.append(f"{es} {k / n:.3f} (≤ {upper:.3f})")
+        if upper >= chance_error:
+            at.append(es)
+    if not parts:
+        return []
+    verdict = ("every OOD set clearly below" if not at
+               else f"not clearly below on {', '.join(at)}; the others below")
+    return [f"Real data at its largest N on the OOD sets: {'; '.join(parts)} (error, one-sided exact 95% "
+            f"upper bound, seeds pooled): {verdict} the chance error {chance_error:.2f}."]
 
 
 def _mixed(mixed: list[Series], synthetic: list[Series], real: Series, metric: str) -> str:

@@ -169,6 +169,7 @@ def report_json(analysis: Analysis) -> dict[str, Any]:
         "id_set": inp.id_set,
         "ood_sets": list(inp.ood_sets),
         "classes": [list(c) for c in inp.classes],
+        "claims": [c.to_dict() for c in analysis.claims],
         "findings": analysis.findings,
         "series": [
             {**s.key.to_dict(), "points": [[p.n, p.seed, p.value, p.n_test] for p in s.points],
@@ -398,6 +399,7 @@ def _html(analysis: Analysis, figs: Sequence[Figure], tables: dict[str, Table]) 
         f"<style>{CSS}</style></head><body>",
         f"<h1>Scaling study: {html.escape(inp.study_name)}</h1>",
         f'<p class="muted">study {html.escape(inp.study_id)} · {html.escape(_summary(analysis))}</p>',
+        *_claims_html(analysis),
         "<h2>Findings</h2><ul>",
         *[f"<li>{html.escape(f)}</li>" for f in analysis.findings],
         "</ul>",
@@ -422,6 +424,34 @@ def _html(analysis: Analysis, figs: Sequence[Figure], tables: dict[str, Table]) 
     return "\n".join(out)
 
 
+# -- the first section: the paper's claims (claims.py) ------------------------------------
+CLAIMS_TITLE = "What the paper claims, and what this study shows"
+CLAIMS_NOTE = (
+    "One row per claim of Fan et al. (CVPR 2024) that this study can check, each with the test it "
+    "rests on. Reproduced / contradicted: significant (p < 0.05, Holm-corrected where a claim rests "
+    "on several tests) for / against the paper, and nothing significant the other way; inconclusive: "
+    "neither, or the study lacks what the claim needs."
+)
+
+
+def claims_table(analysis: Analysis) -> Table:
+    return Table(["the paper claims", "this study shows", "test", "verdict"],
+                 [[c.paper, c.shows, c.test, c.verdict] for c in analysis.claims], left=4)
+
+
+def _claims_html(analysis: Analysis) -> list[str]:
+    if not analysis.claims:
+        return []
+    return [f"<h2>{html.escape(CLAIMS_TITLE)}</h2>", f'<p class="muted">{html.escape(CLAIMS_NOTE)}</p>',
+            claims_table(analysis).html()]
+
+
+def _claims_markdown(analysis: Analysis) -> list[str]:
+    if not analysis.claims:
+        return []
+    return [f"## {CLAIMS_TITLE}", "", CLAIMS_NOTE, "", claims_table(analysis).markdown(), ""]
+
+
 HOW_TO_READ = (
     "Each curve is one data source trained at growing N (images per class), evaluated on a fixed "
     "test set. On log-log axes a power law err = A·N^−α is a straight line; its slope α is the "
@@ -438,7 +468,7 @@ def _how_to_read_html() -> str:
 def _markdown(analysis: Analysis, figs: Sequence[Figure], tables: dict[str, Table]) -> str:
     inp = analysis.input
     out = [f"# Scaling study: {inp.study_name}", "", f"study `{inp.study_id}` · {_summary(analysis)}", "",
-           "## Findings", ""]
+           *_claims_markdown(analysis), "## Findings", ""]
     out += [f"- {f}" for f in analysis.findings]
     for kind, item in _ordered(figs, tables):
         out.append("")

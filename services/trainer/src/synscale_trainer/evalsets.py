@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ from synscale.errors import InvalidInput, PreconditionFailed
 from synscale_trainer import classes as classsets
 from synscale_trainer import ood
 from synscale_trainer.classes import ClassSet
+from synscale_trainer.evalcache import CACHE, EvalKey, Tensors, indices_digest
 from synscale_trainer.plan import image_folder
 from synscale_trainer.transforms import BILINEAR, Preprocess
 
@@ -50,6 +50,7 @@ NOISE_SIGMA = 80.0
 RESCALED_SIZE = 16
 NOISE_SEED = 0
 EVAL_DIR_ENV = "SYNSCALE_EVAL_DIR"  # folder holding <set name>/ sub-folders
+BUILD_CHUNK = 2048  # images normalised per step while a set is built (bounds the uint8 copy)
 FOLDER_PREFIX = "folder:"  # `folder:<name>`: an ImageFolder of the run's own class ids (any class set)
 
 
@@ -98,27 +99,60 @@ OOD_TRANSFORMS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 }
 
 
+def severity(name: str) -> dict[str, float]:
+    """The set's shift parameters now (empty for the ID set and parameterless shifts)."""
+    if name in ood.SHIFTS:
+        return ood.severity(name)
+    legacy: dict[str, dict[str, float]] = {
+        "rotated": {"degrees": ROTATION_DEG}, "noise": {"sigma": NOISE_SIGMA},
+        "rescaled": {"size": RESCALED_SIZE},
+    }
+    return legacy.get(name, {})
+
+
+def shift_seed(name: str) -> int:
+    """The seed a set's random choices derive from (-1: the set draws nothing at random)."""
+    if name in ("rotation", "translation", "elastic"):
+        return ood.OOD_SEED
+    return NOISE_SEED if name == "noise" else -1
+
+
 def fashion_set(name: str, indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 n x 32 x 32, labels) of the ID test set or one OOD set.
 
-    `indices` picks test images (default: all 10,000, computed once per process).
+    `indices` picks test images (default: all 10,000). The shift runs at `severity(name)`.
     """
-    if indices is None:
-        return _full_fashion_set(name)
     test = fashion_mnist.load("test")
+    if indices is None:
+        indices = np.arange(len(test))
     if name == FASHION_ID:
         return test.images[indices], test.labels[indices]
     if name not in OOD_TRANSFORMS:
         raise InvalidInput("eval_sets", f"unknown Fashion-MNIST eval set {name!r}")
-    return OOD_TRANSFORMS[name](np.asarray(test.images[indices]), indices), test.labels[indices]
+    shifted = OOD_TRANSFORMS[name](np.asarray(test.images[indices]), indices, **severity(name))  # type: ignore[call-arg]
+    return shifted, test.labels[indices]
 
 
-@cache
-def _full_fashion_set(name: str) -> tuple[np.ndarray, np.ndarray]:
-    test = fashion_mnist.load("test")
-    images, labels = fashion_set(name, np.arange(len(test)))
-    images.setflags(write=False)
-    return images, labels
+def eval_key(name: str, indices: np.ndarray, preprocess: Preprocess) -> EvalKey:
+    """The evaluation cache's key of one Fashion-MNIST set (see `evalcache`)."""
+    return EvalKey(name, tuple(sorted(severity(name).items())), shift_seed(name),
+                   indices_digest(indices), preprocess)
+
+
+def fashion_tensors(name: str, indices: np.ndarray, preprocess: Preprocess,
+                    labels: np.ndarray | None = None) -> Tensors:
+    """The set's preprocessed images and labels, built once per process (`evalcache.CACHE`).
+
+    `labels` replaces the test labels (a class subset relabels them into the run's space).
+    """
+    def build() -> Tensors:
+        images, own = fashion_set(name, indices)
+        out = labels if labels is not None else own
+        chunks = range(0, len(images), BUILD_CHUNK)
+        x = torch.cat([preprocess.batch(images[i : i + BUILD_CHUNK]) for i in chunks])
+        return x.contiguous(), torch.as_tensor(np.asarray(out, dtype=np.int64))
+
+    return CACHE.get(eval_key(name, indices, preprocess), build)
 
 
 # -- the common interface ----------------------------------------------------------------
@@ -144,22 +178,23 @@ def _limit_indices(n: int, limit: int) -> np.ndarray:
 
 def _array_set(name: str, limit: int, classes: ClassSet) -> EvalSet:
     test = fashion_mnist.load("test")
+    labels: np.ndarray | None = None
     if classes.restricted:  # only the run's classes, relabelled into its label space
         full = [classes.full_ids.index(c) for c in classes.ids]
         pool = np.flatnonzero(np.isin(test.labels, full))
-        images, labels = fashion_set(name, pool[_limit_indices(len(pool), limit)])
+        indices = pool[_limit_indices(len(pool), limit)]
         remap = np.full(len(classes.full_ids), -1, dtype=np.int64)
         remap[full] = np.arange(len(full))
-        labels = remap[labels]
+        labels = remap[test.labels[indices]]
     else:
-        n = len(test)
-        images, labels = fashion_set(name, None if limit <= 0 or limit >= n else _limit_indices(n, limit))
+        indices = _limit_indices(len(test), limit)
 
     def batches(pre: Preprocess, bs: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for i in range(0, len(labels), bs):
-            yield pre.batch(images[i : i + bs]), torch.as_tensor(labels[i : i + bs])
+        x, y = fashion_tensors(name, indices, pre, labels)
+        for i in range(0, len(y), bs):
+            yield x[i : i + bs], y[i : i + bs]
 
-    return EvalSet(name, len(labels), None, batches)
+    return EvalSet(name, len(indices), None, batches)
 
 
 def _folder_set(name: str, root: Path, classes: ClassSet, limit: int, workers: int) -> EvalSet:

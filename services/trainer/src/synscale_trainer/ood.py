@@ -144,6 +144,26 @@ SHIFTS: dict[str, Transform] = {
 }
 """The default suite, in its documented order."""
 
+
+
+def severity(name: str) -> dict[str, float]:
+    """The shift's parameters as they stand now (read at call time, not bound at import).
+
+    The evaluation cache keys on these and `evalsets.fashion_set` passes them to the
+    transform, so a changed severity can never be served a set built at the old one.
+    """
+    params: dict[str, dict[str, float]] = {
+        "rotation": {"degrees": ROTATION_DEG},
+        "scale": {"factor": SCALE},
+        "translation": {"pixels": TRANSLATION_PX},
+        "blur": {"sigma": BLUR_SIGMA},
+        "contrast": {"factor": CONTRAST},
+        "elastic": {"alpha": ELASTIC_ALPHA, "sigma": ELASTIC_SIGMA},
+        "edge-sketch": {"fill": SKETCH_FILL},
+    }
+    return params[name]
+
+
 SEVERITY: dict[str, tuple[str, Callable[[float], Transform]]] = {
     "rotation": ("degrees", lambda v: partial(rotation, degrees=v)),
     "scale": ("factor", lambda v: partial(scale, factor=v)),

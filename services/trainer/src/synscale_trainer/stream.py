@@ -184,9 +184,27 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # decoding workers must not fight the training threads
 
 
+IN_PROCESS_IMAGES = 8192
+"""Epochs of fewer images are read in the training process, without loader workers.
+
+Workers are forked afresh every epoch (each epoch's order is set before the fork), which
+costs about a second with a study's memory mapped in; a 64-image-per-class set decodes in
+a few tens of milliseconds. A scaling study's small sizes run dozens of such epochs, so
+below this size forking cost more than the whole decode (docs/analysis.md, "Sizing the
+demo"). The worker count is part of the order, so the rule is a pure function of the
+set's size: a resumed run makes the same choice.
+"""
+
+
+def loader_workers(dataset: StreamingDataset, num_workers: int) -> int:
+    """The workers an epoch of `dataset` uses: none for small sets (`IN_PROCESS_IMAGES`)."""
+    return 0 if len(dataset) < IN_PROCESS_IMAGES else num_workers
+
+
 def make_loader(
     dataset: StreamingDataset, batch_size: int, num_workers: int, *, pin_memory: bool = False
 ) -> DataLoader:  # type: ignore[type-arg]
+    num_workers = loader_workers(dataset, num_workers)
     return DataLoader(
         dataset,
         batch_size=batch_size,

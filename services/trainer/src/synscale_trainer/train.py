@@ -33,7 +33,7 @@ from synscale_trainer import classes as classsets
 from synscale_trainer.cache import Prefetcher, ShardCache
 from synscale_trainer.classes import ClassSet
 from synscale_trainer.evalsets import EvalSet, resolve_eval_sets
-from synscale_trainer.evaluate import evaluate
+from synscale_trainer.evaluate import cpu_memory_format, evaluate
 from synscale_trainer.models import arch_info, build_classifier
 from synscale_trainer.plan import ShardSource, TrainingPlan, plan_training_set
 from synscale_trainer.recipe import make_optimizer, make_schedule, parse_recipe, total_steps
@@ -218,6 +218,9 @@ class _Runner:
         self.autocast, use_scaler = _amp(self.device, run.recipe.amp)
         torch.manual_seed(int(self.job.seed))
         self.model = run.build().to(self.device)
+        self.layout = cpu_memory_format(self.model, self.device)  # channels_last on a CPU: faster convs
+        if self.layout is not None:
+            self.model.to(memory_format=self.layout)
         self.net = self._wrap(self.model)  # what the training step calls
         self.optimizer = make_optimizer(self.model, run.recipe, clip=run.is_clip)
         self.schedule = make_schedule(self.optimizer, run.steps)
@@ -401,6 +404,8 @@ class _Runner:
         model = self.net
         model.train()
         images = images.to(self.device, non_blocking=True)
+        if self.layout is not None:
+            images = images.contiguous(memory_format=self.layout)
         with self.autocast():
             if self.run_.is_clip:
                 assert self.tokenizer is not None
