@@ -308,6 +308,7 @@ def measure(kind: str, lay: Layout, shards_per_class: int, root: Path, events: i
             return plan_training_set(store, study_id=st.sid, cells=[cell0], classes=class_set,
                                      n_per_class=n, real_per_class=0)
 
+        out["plan_64_s"], _ = _timed(lambda: plan_n(SHARD))  # a fixed small N: one shard per class
         out["plan_small_s"], small = _timed(lambda: plan_n(sizes[0]))
         out["plan_max_s"], big = _timed(lambda: plan_n(sizes[-1]))
         if kind == "fs" or st.n_shards <= 100_000:
