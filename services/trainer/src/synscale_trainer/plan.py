@@ -159,17 +159,22 @@ def _plan_cell(
         )
     if share == 0:
         return []
+    # One listing per class, a few at a time: on S3 each is a round trip, and a run of small N
+    # over 1000 classes would otherwise wait for 1000 of them in a row.
+    with ThreadPoolExecutor(max_workers=min(16, len(classes.ids))) as pool:
+        taken_per_class = list(pool.map(
+            lambda lc: _take_prefix(store, prefix, ids.safe_component(lc[1]), lc[0], share),
+            enumerate(classes.ids)))
     out: list[ShardSource] = []
-    for label, class_id in enumerate(classes.ids):
-        chosen, taken = _take_prefix(store, prefix, ids.safe_component(class_id), label, share)
+    for class_id, (chosen, taken) in zip(classes.ids, taken_per_class, strict=True):
         if taken < share:
             raise InvalidInput(
                 "n_per_class",
                 f"cell {cell.name} has {taken} images of class {class_id!r}; {share} are needed "
                 f"(n_per_class {split_note})",
             )
-        out.extend(_with_sha(store, chosen))
-    return out
+        out.extend(chosen)
+    return _with_sha(store, out)
 
 
 def _take_prefix(store: ObjectStore, prefix: str, folder: str, label: int,
