@@ -399,7 +399,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         sel = sorted((r for r in rows if (r["backend"], r["layout"]) == key), key=lambda r: r["shards"])
         ns = [r["shards"] for r in sel]
         entry: dict[str, Any] = {"sizes": ns}
-        for metric in ("whole_study_s", "rebuild_s"):
+        for r in sel:
+            r["study_without_planning_s"] = round(r["whole_study_s"] - r["runs"] * (
+                r["plan_small_s"] + r["plan_max_s"]) / 2, 3)
+        for metric in ("whole_study_s", "study_without_planning_s", "rebuild_s", "plan_max_s"):
             fit = loglog_fit(ns, [r[metric] for r in sel])
             if fit is not None:
                 entry[metric] = {k: v for k, v in fit.items() if k != "log_a"}

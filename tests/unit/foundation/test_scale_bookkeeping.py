@@ -98,3 +98,13 @@ def test_memory_bus_drops_what_every_following_group_committed_and_nothing_else(
     wa.close()
     wb.close()
     assert seen["a"] == seen["b"] == [str(i).encode() for i in range(3000)]
+
+
+@pytest.mark.parametrize("example", ["toy.yaml", "demo-full.yaml"])
+def test_planned_run_ids_are_what_run_id_gives_the_job(example: str) -> None:
+    """plan_runs builds the classes' identity once per plan: the ids must not change."""
+    from synscale.plan import plan_runs, run_id
+
+    runs = plan_runs(load_study(EXAMPLES / example), "bucket")
+    assert runs and all(run_id(r.job) == r.run_id for r in runs)
+    assert all(len(r.job.classes) == len(runs[0].job.classes) > 0 for r in runs)
