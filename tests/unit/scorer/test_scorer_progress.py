@@ -55,4 +55,17 @@ def test_a_stale_incomplete_view_is_reseeded_after_relist_s() -> None:
     clock.now = 40.0
     assert book.note("s", CELL, EXPECTED, "b", 0, 32, lambda: list(stored))  # stale: one listing completes it
     book.forget("s", CELL)
+    slow = ProgressBook(relist_s=30, clock=clock)
+
+    def slow_listing() -> list[str]:
+        clock.now += 20.0  # a listing that takes 20 s: re-seed no more than every 200 s
+        return []
+
+    assert not slow.note("s", CELL, EXPECTED, "a", 0, 64, slow_listing)
+    seeded = clock.now
+    clock.now = seeded + 100.0
+    assert not slow.note("s", CELL, EXPECTED, "b", 0, 64, lambda: list(stored))  # 100 s < 10 × 20 s
+    clock.now = seeded + 250.0
+    assert slow.note("s", CELL, EXPECTED, "b", 0, 64, lambda: list(stored))  # now it re-lists
+
     assert book.note("s", CELL, EXPECTED, "b", 0, 32, lambda: list(stored))  # forgotten: seeded anew

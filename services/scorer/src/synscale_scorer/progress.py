@@ -8,7 +8,8 @@ read again only once the cell looks complete — to aggregate exactly what the s
 
 Several scorer processes share a cell's partials (shard events are spread over
 partitions by shard key): a process's view can miss partials another wrote after its
-seed, so an incomplete view older than `relist_s` is re-seeded by one listing. The
+seed, so an incomplete view older than `relist_s` — and than ten times what its listing
+took, which bounds the time spent re-listing to a tenth — is re-seeded by one listing. The
 reconciler's re-announcement of a fully generated but unscored cell (ADR 0016) brings the
 events that trigger it, so no cell stays unscored; one process (the embedded runtime, a
 single replica) is exact without it.
@@ -33,6 +34,7 @@ class CellProgress:
 
     expected: dict[str, int]  # class id -> images needed (0..N-1)
     seeded_at: float = 0.0
+    listing_s: float = 0.0  # what the seeding listing took
     by_safe: dict[str, str] = field(default_factory=dict)
     coverage: dict[str, layout.Coverage] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
@@ -86,7 +88,8 @@ class ProgressBook:
             progress = self._seed(key, expected, listing)
         with self._lock:
             progress.add(class_id, start, count)
-            if progress.complete or self.clock() - progress.seeded_at <= self.relist_s:
+            age = self.clock() - progress.seeded_at
+            if progress.complete or age <= max(self.relist_s, 10 * progress.listing_s):
                 return progress.complete
         return self._seed(key, expected, listing).complete
 
@@ -96,8 +99,10 @@ class ProgressBook:
 
     def _seed(self, key: tuple[str, Cell], expected: dict[str, int],
               listing: Callable[[], Iterable[str]]) -> CellProgress:
-        progress = CellProgress(dict(expected), seeded_at=self.clock())
+        start = self.clock()
+        progress = CellProgress(dict(expected), seeded_at=start)
         progress.add_names(listing())  # outside the lock: other cells go on meanwhile
+        progress.listing_s = self.clock() - start
         with self._lock:
             old = self._cells.get(key)
             if old is not None and old.expected == progress.expected:
