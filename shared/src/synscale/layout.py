@@ -21,6 +21,7 @@ guarantee (a run of size N trains on images 0..N-1, so the N-run's data is a sub
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -182,29 +183,44 @@ def covers(ranges: Iterable[tuple[int, int]], n: int) -> bool:
 
 
 class Coverage:
-    """Image ranges of one (cell, class) seen so far, capped at the study's size."""
+    """Image ranges of one (cell, class) seen so far, capped at the study's size.
+
+    Kept merged and sorted as two parallel lists, so `add` is a bisection plus a splice
+    of the intervals it touches (one event's worth of work, however many shards came
+    before), and `covered` / `prefix` are O(1): the analyzer asks for them on every
+    shard-ready event (docs/scaling.md, "Bookkeeping growth").
+    """
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
-        self.intervals: list[tuple[int, int]] = []  # merged, sorted [lo, hi)
+        self._lo: list[int] = []  # starts of the merged, sorted [lo, hi) intervals
+        self._hi: list[int] = []
+        self._covered = 0
+
+    @property
+    def intervals(self) -> list[tuple[int, int]]:
+        """The merged, sorted [lo, hi) intervals."""
+        return list(zip(self._lo, self._hi, strict=True))
 
     def add(self, start: int, count: int) -> None:
         lo, hi = max(0, start), min(self.cap, start + count)
         if hi <= lo:
             return
-        merged: list[tuple[int, int]] = []
-        for a, b in sorted([*self.intervals, (lo, hi)]):
-            if merged and a <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-            else:
-                merged.append((a, b))
-        self.intervals = merged
+        # intervals i..j-1 touch [lo, hi): those with hi_i >= lo and lo_i <= hi
+        i = bisect_left(self._hi, lo)
+        j = bisect_right(self._lo, hi)
+        if i < j:
+            lo, hi = min(lo, self._lo[i]), max(hi, self._hi[j - 1])
+            self._covered -= sum(b - a for a, b in zip(self._lo[i:j], self._hi[i:j], strict=True))
+        self._lo[i:j] = [lo]
+        self._hi[i:j] = [hi]
+        self._covered += hi - lo
 
     @property
     def covered(self) -> int:
-        return sum(b - a for a, b in self.intervals)
+        return self._covered
 
     @property
     def prefix(self) -> int:
         """How many images from index 0 on are all present (what a run of size N needs)."""
-        return covered_prefix((a, b - a) for a, b in self.intervals)
+        return self._hi[0] if self._lo and self._lo[0] == 0 else 0

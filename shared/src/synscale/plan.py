@@ -208,13 +208,36 @@ def run_id(job: trainer_pb2.TrainingJob) -> str:
         recipe = json.loads(job.recipe_json).get("name", "") if job.recipe_json else ""
     except (ValueError, AttributeError):
         recipe = ""
+    return _format_run_id(job, str(recipe or ""), run_identity(job))
+
+
+def _format_run_id(job: trainer_pb2.TrainingJob, recipe: str, identity: dict[str, object]) -> str:
     label = ids.safe_component(str(recipe or job.arch or job.kind or "run"), 20)
     n = job.n_per_class if job.cells else job.real_per_class
-    return f"{source_of(job)}-{label}-n{n}-{ids.job_id(run_identity(job))[:16]}"
+    return f"{source_of(job)}-{label}-n{n}-{ids.job_id(identity)[:16]}"
+
+
+@dataclass(frozen=True)
+class _Classes:
+    """A study's classes as every planned job carries them, built once per plan.
+
+    With 1000 classes and 2048 runs, building the ClassInfo messages and their dict form
+    per run made `plan_runs` (and so every analyzer rebuild) cost runs × classes of
+    protobuf-to-JSON conversion; the identity is the same either way.
+    """
+
+    infos: tuple[common_pb2.ClassInfo, ...]
+    as_dicts: tuple[dict[str, object], ...]
+
+    @classmethod
+    def of(cls, classes: ClassSet) -> _Classes:
+        infos = tuple(common_pb2.ClassInfo(**info) for info in classes.infos())
+        return cls(infos, tuple(json_format.MessageToDict(i, preserving_proto_field_name=True)
+                                for i in infos))
 
 
 def _run(spec: StudySpec, bucket: str, classes: ClassSet, recipe: TrainingRecipe, seed: int,
-         source: Source, n: int, real: int, cell: Cell | None,
+         source: Source, n: int, real: int, cell: Cell | None, shared: _Classes,
          class_n: tuple[tuple[str, int], ...] = ()) -> PlannedRun:
     job = trainer_pb2.TrainingJob(
         class_n_per_class=dict(class_n),
@@ -224,9 +247,13 @@ def _run(spec: StudySpec, bucket: str, classes: ClassSet, recipe: TrainingRecipe
         recipe_json=recipe.recipe_json(), bucket=bucket, class_set=spec.classes.set,
         real_path=spec.real.path, eval_limit=int(spec.evaluation.limit),
         class_ids=list(classes.ids) if classes.restricted else [],
-        classes=[common_pb2.ClassInfo(**info) for info in classes.infos()],
     )
-    job.run_id = run_id(job)
+    # = run_id(job) once the classes are in, without converting them again for every run
+    identity = run_identity(job)
+    if shared.infos:
+        identity["classes"] = list(shared.as_dicts)
+    job.run_id = _format_run_id(job, recipe.name, identity)
+    job.classes.extend(shared.infos)
     return PlannedRun(job.run_id, source, recipe, seed, n, real, cell, job, class_n)
 
 
@@ -245,22 +272,23 @@ def plan_runs(spec: StudySpec, bucket: str, classes: ClassSet | None = None) -> 
     positions = [i for i, e in enumerate(spec.images_per_class) if isinstance(e, dict)]
     allocations = [check_allocation(a, classes, f"images_per_class[{i}]")
                    for i, a in zip(positions, spec.allocations, strict=True)]
+    shared = _Classes.of(classes)
     runs: list[PlannedRun] = []
     mix = spec.real.mix_real_per_class if spec.real.set != "none" else 0
     for recipe in spec.training:
         for seed in recipe.seeds:
             if spec.real.set != "none":
-                runs += [_run(spec, bucket, classes, recipe, seed, "real", n, n, None)
+                runs += [_run(spec, bucket, classes, recipe, seed, "real", n, n, None, shared)
                          for n in spec.real.per_class]
             for cell in cells_of(spec):
                 for n in spec.sizes:
-                    runs.append(_run(spec, bucket, classes, recipe, seed, "synthetic", n, 0, cell))
+                    runs.append(_run(spec, bucket, classes, recipe, seed, "synthetic", n, 0, cell, shared))
                     if mix > 0:
-                        runs.append(_run(spec, bucket, classes, recipe, seed, "mixed", n, mix, cell))
+                        runs.append(_run(spec, bucket, classes, recipe, seed, "mixed", n, mix, cell, shared))
                 for alloc in allocations:
                     mean_n = max(1, round(sum(n for _, n in alloc) / len(alloc)))
                     runs.append(_run(spec, bucket, classes, recipe, seed, "synthetic", mean_n, 0, cell,
-                                     alloc))
+                                     shared, alloc))
     seen: set[str] = set()
     for r in runs:
         if r.run_id in seen:

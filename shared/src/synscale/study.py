@@ -7,6 +7,7 @@ the main thing a user writes by hand. Every stage reads the same parsed `StudySp
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -253,9 +254,13 @@ class StudySpec(_Strict):
             raise ValueError("strategy 'word2sen' needs prompts.word2sen_model")
         return self
 
-    @property
+    @cached_property
     def study_id(self) -> str:
-        """Readable and content-addressed: editing the file makes a new study."""
+        """Readable and content-addressed: editing the file makes a new study.
+
+        Computed once per (frozen) spec: every event handler asks for it, and hashing the
+        whole dumped spec each time made that cost grow with the study (docs/scaling.md).
+        """
         return f"{safe_component(self.name, 40)}-{digest(self.model_dump(mode='json'), length=8)}"
 
     @property

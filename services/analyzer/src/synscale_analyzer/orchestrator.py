@@ -6,12 +6,13 @@ needs exist (every class of its cell has images 0..N-1); and once every image, s
 run is in, it fits the scaling laws and writes the report.
 
 Restart safety: the state of a study is rebuilt from the store (shards, scores, run
-results, launch markers, the report) the first time this process hears of it, then kept
-current by events. A training job is published, flushed, and only then marked launched in
-the store, so a crash can at worst launch a job twice (the trainer re-announces a finished
-run instead of retraining it) and never forgets one. A new submission of a study resumes
-it: unfinished runs are launched again, since their messages may have been lost with an
-embedded bus.
+results, launch markers, the report) in one pass over its listing — for every unfinished
+study before the service subscribes (the reconciler's first pass, ADR 0027), otherwise the
+first time this process hears of it — then kept current by events. A training job is
+published, flushed, and only then marked launched in the store, so a crash can at worst
+launch a job twice (the trainer re-announces a finished run instead of retraining it) and
+never forgets one. A new submission of a study resumes it: unfinished runs are launched
+again, since their messages may have been lost with an embedded bus.
 """
 
 from __future__ import annotations
@@ -135,8 +136,8 @@ class Orchestrator:
         st = StudyState(spec, store.bucket)
         by_path = {(c.path, ids.safe_component(cid)): (c, cid) for c in st.cells for cid, _ in st.classes}
         shards = 0
-        for info in store.list(layout.images_prefix(sid)):
-            shard = layout.parse_shard_key(info.key)
+        for key in store.keys(layout.images_prefix(sid)):  # names only: one pass, no per-object stat
+            shard = layout.parse_shard_key(key)
             hit = by_path.get((shard.cell_path, shard.class_folder)) if shard else None
             if shard is not None and hit is not None:
                 st.add_shard(hit[0], hit[1], shard.start, shard.count)
@@ -147,13 +148,13 @@ class Orchestrator:
                 score = score_from_json(store.get(key))
                 if score is not None and CellKey.of(score.cell) == cell:
                     st.add_score(score)
-        for info in store.list(layout.runs_prefix(sid)):
-            parsed = layout.parse_run_key(sid, info.key)
+        for key in store.keys(layout.runs_prefix(sid)):
+            parsed = layout.parse_run_key(sid, key)
             if parsed is not None and parsed[1] == layout.RESULT:
-                result = _run_result(store.get(info.key))
+                result = _run_result(store.get(key))
                 if result is not None and result.status == "done":
                     st.add_result(result)
-        markers = {layout.parse_launched_key(sid, i.key) for i in store.list(layout.launched_prefix(sid))}
+        markers = {layout.parse_launched_key(sid, k) for k in store.keys(layout.launched_prefix(sid))}
         st.launched |= {m for m in markers if m} & set(st.runs)
         st.cancelled = store.exists(cancelled_key(sid))
         if st.complete() and store.exists(layout.report_key(sid, "report.json")):
@@ -196,7 +197,7 @@ class Orchestrator:
                 self.ctx.store.delete(cancelled_key(st.study_id))
                 st.cancelled = False
             # Resume: launch again whatever has no result (its message may be gone).
-            st.launched &= set(st.results)
+            st.unlaunch(st.launched - set(st.results))
             self._event(st, "submitted", f"{len(st.cells)} cells, {len(st.runs)} runs planned")
             for stage in ("generation", "scoring", "training"):
                 self._event(st, stage, "")  # every bar starts with its total

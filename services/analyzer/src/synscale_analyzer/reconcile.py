@@ -144,7 +144,7 @@ class AnalyzerPort:
     def advance(self, st: StudyState, relaunch: frozenset[str] | set[str] = frozenset()) -> None:
         """Launch what is ready (`relaunch` as if never launched); write the report if complete."""
         with self.orch._lock:
-            st.launched -= relaunch
+            st.unlaunch(relaunch)
             self.orch._advance(st)
 
     def event(self, st: StudyState, detail: str) -> None:
@@ -361,7 +361,7 @@ class Reconciler:
 def _loop(ref: weakref.ref[Reconciler], interval_s: float) -> None:
     """Start pass (retried until the store answers), then a pass every `interval_s`."""
     wait = 1.0
-    while (r := ref()) is not None and not r.first_pass():
+    while (r := ref()) is not None and r.port.orch.known_folders is None and not r.first_pass():
         del r
         threading.Event().wait(wait)
         wait = min(30.0, wait * 2)
@@ -399,4 +399,11 @@ def start_reconciler(ctx: ServiceContext, orch: Orchestrator) -> Reconciler:
     if ctx.config.runtime == "embedded":
         ctx.idle_hooks.append(reconciler.force_pass)
         return reconciler
+    # Rebuild every unfinished study now, before the worker subscribes: the first events
+    # then find their state ready instead of rebuilding it inside a handler (ADR 0027).
+    # A store that is down at start is retried by the thread.
+    try:
+        reconciler.first_pass()
+    except Exception:
+        log.exception("reconcile: the first pass failed; the reconciler thread retries it")
     return reconciler.start()

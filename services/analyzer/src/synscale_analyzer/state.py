@@ -4,10 +4,18 @@ Pure bookkeeping, no I/O: the orchestrator feeds it events (or, after a restart,
 finds in the store — the same calls), and asks it which runs are ready and whether the
 study is complete. Everything here is idempotent: seeing a shard, a score or a result
 twice changes nothing, which is what at-least-once delivery needs.
+
+Every per-event update and query costs what the event touches, not the study's size
+(docs/scaling.md, "Bookkeeping growth"): per cell and per run size N it counts the
+classes whose prefix reached N, so a shard moves only the counters it crosses; runs
+wait in an index by (cell, N) and move to the open set when their data exist; totals
+(images covered, results in) are running sums.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from synscale.cells import Cell as CellKey
@@ -34,6 +42,16 @@ class StudyState:
     cancelled: bool = False
     error: str = ""
     rendering: bool = False  # the report is being written (outside the orchestrator's lock)
+    # indexes (derived from the above; kept current by the update methods)
+    _order: dict[str, int] = field(default_factory=dict, repr=False)  # run id -> plan position
+    _sizes: dict[CellKey, list[int]] = field(default_factory=dict, repr=False)  # distinct N per cell
+    # classes of the cell whose prefix reached N
+    _reached: dict[tuple[CellKey, int], int] = field(default_factory=dict, repr=False)
+    _waiting: dict[tuple[CellKey, int], list[str]] = field(default_factory=dict, repr=False)
+    _ready: set[str] = field(default_factory=set, repr=False)  # data exist (only grows)
+    _open: set[str] = field(default_factory=set, repr=False)  # data exist; maybe not launched yet
+    _series: dict[tuple[object, ...], list[PlannedRun]] = field(default_factory=dict, repr=False)
+    _images: int = 0
 
     def __post_init__(self) -> None:
         class_set = study_classes(self.spec)
@@ -42,6 +60,18 @@ class StudyState:
         self.runs = {r.run_id: r for r in plan_runs(self.spec, self.bucket, class_set)}
         cap = self.spec.max_images_per_class
         self.coverage = {(c, cid): Coverage(cap) for c in self.cells for cid, _ in self.classes}
+        self._order = {rid: i for i, rid in enumerate(self.runs)}
+        sizes: dict[CellKey, set[int]] = {}
+        for r in self.runs.values():
+            self._series.setdefault(_series_key(r), []).append(r)
+            need = r.max_class_n  # an allocated run waits for its largest class's count
+            if r.cell is None or need <= 0:
+                self._mark_ready([r.run_id])
+            else:
+                sizes.setdefault(r.cell, set()).add(need)
+                self._waiting.setdefault((r.cell, need), []).append(r.run_id)
+        self._sizes = {c: sorted(ns) for c, ns in sizes.items()}
+        self._reached = {(c, n): 0 for c, ns in self._sizes.items() for n in ns}
 
     @property
     def study_id(self) -> str:
@@ -52,9 +82,36 @@ class StudyState:
         cov = self.coverage.get((cell, class_id))
         if cov is None:
             return False  # not part of this study (another spec's cell, or a stray class)
-        before = cov.covered
+        before, prefix = cov.covered, cov.prefix
         cov.add(start, count)
+        self._images += cov.covered - before
+        if cov.prefix != prefix:
+            self._prefix_grew(cell, prefix, cov.prefix)
         return cov.covered != before
+
+    def _prefix_grew(self, cell: CellKey, old: int, new: int) -> None:
+        """One class of `cell` now holds 0..new-1: count it for every N in (old, new]."""
+        sizes = self._sizes.get(cell, [])
+        for n in sizes[bisect_right(sizes, old):bisect_right(sizes, new)]:
+            self._reached[(cell, n)] += 1
+            if self._reached[(cell, n)] == len(self.classes):
+                self._mark_ready(self._waiting.pop((cell, n), []))
+
+    def _mark_ready(self, run_ids: Iterable[str]) -> None:
+        for rid in run_ids:
+            self._ready.add(rid)
+            self._open.add(rid)
+
+    def unlaunch(self, run_ids: Iterable[str]) -> None:
+        """Forget that these runs were launched, so `ready_runs` offers them again.
+
+        The one way to shrink `launched` (a resumed submission, the reconciler's
+        re-launch): the open-run index must hear of it.
+        """
+        for rid in run_ids:
+            self.launched.discard(rid)
+            if rid in self._ready:
+                self._open.add(rid)
 
     def add_score(self, result: scorer_pb2.ScoreResult) -> bool:
         cell = CellKey.of(result.cell)
@@ -80,22 +137,22 @@ class StudyState:
         return min((self.coverage[(cell, cid)].prefix for cid, _ in self.classes), default=0)
 
     def data_ready(self, run: PlannedRun) -> bool:
-        return run.cell is None or self.cell_prefix(run.cell) >= run.max_class_n
+        return run.run_id in self._ready
 
     def ready_runs(self) -> list[PlannedRun]:
-        """Runs whose data exist and that are neither launched nor finished, in plan order."""
+        """Runs whose data exist and that are neither launched nor finished, in plan order.
+
+        Reads only the open set (runs that became ready and were not seen launched or
+        finished since), pruning it as it goes: the cost is what is ready, not the plan.
+        """
         if self.cancelled:
             return []
-        return [r for r in self.runs.values()
-                if r.run_id not in self.launched and r.run_id not in self.results and self.data_ready(r)]
+        self._open = {rid for rid in self._open if rid not in self.launched and rid not in self.results}
+        return [self.runs[rid] for rid in sorted(self._open, key=self._order.__getitem__)]
 
     def series_of(self, run_id: str) -> list[PlannedRun]:
         """Every planned run of the same series as `run_id` (same source, cell, recipe, mix)."""
-        r = self.runs[run_id]
-        key = (r.source, r.cell, r.recipe.name, r.real_per_class if r.source == "mixed" else 0, r.allocation)
-        return [p for p in self.runs.values()
-                if (p.source, p.cell, p.recipe.name, p.real_per_class if p.source == "mixed" else 0,
-                    p.allocation) == key]
+        return list(self._series[_series_key(self.runs[run_id])])
 
     @property
     def needs_scores(self) -> bool:
@@ -104,10 +161,10 @@ class StudyState:
 
     def images(self) -> tuple[int, int]:
         total = len(self.cells) * len(self.classes) * self.spec.max_images_per_class
-        return sum(c.covered for c in self.coverage.values()), total
+        return self._images, total
 
     def progress(self) -> dict[str, tuple[int, int]]:
-        done_runs = sum(1 for r in self.runs if r in self.results)
+        done_runs = len(self.results)  # add_result admits planned runs only
         return {
             "generation": self.images(),
             "scoring": (len(self.scores), len(self.cells) if self.needs_scores else 0),
@@ -119,7 +176,8 @@ class StudyState:
         """Every image, every score and every run result is in: the report can be written."""
         done, total = self.images()
         scored = not self.needs_scores or len(self.scores) == len(self.cells)
-        return done == total and scored and all(r in self.results for r in self.runs)
+        return (done == total and scored and len(self.results) == len(self.runs)
+                and all(r in self.results for r in self.runs))
 
     @property
     def state(self) -> str:
@@ -138,3 +196,7 @@ class StudyState:
         if self.report is not None:
             out.report.CopyFrom(self.report)
         return out
+
+
+def _series_key(r: PlannedRun) -> tuple[object, ...]:
+    return (r.source, r.cell, r.recipe.name, r.real_per_class if r.source == "mixed" else 0, r.allocation)

@@ -9,6 +9,9 @@ tells which seed ranges are scored), and outputs are written with put_if_changed
 Completion rule: the cell is complete when, for every class of the study, the seed
 ranges of its partials cover 0..N-1 with N = max(images_per_class) of the study stored
 at `studies/<study>/study.yaml`. Shard sizes never need to be known in advance.
+Per event the rule is applied incrementally (`progress.ProgressBook`, ADR 0028): the cell's
+partials are listed once to seed it and again only when it looks complete; a study's spec
+and plans are parsed once per study id (the id is the spec's digest, so they never change).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from synscale.study import StudySpec, parse_study
 from synscale_scorer.aggregate import CellAggregator
 from synscale_scorer.partial import ShardPartial
 from synscale_scorer.plan import Cell, CellPlan, ScoringOptions, plan_from_spec
+from synscale_scorer.progress import DEFAULT_RELIST_S, ProgressBook
 from synscale_scorer.real import RealFeatureCache, source_for
 from synscale_scorer.report import CellScores
 from synscale_scorer.scoring import Networks, score_shard_bytes
@@ -162,16 +166,39 @@ class ScorerService:
         self.store = store
         self.nets = networks or NetworkCache(env)
         self.env = dict(os.environ if env is None else env)
+        relist = self.env.get("SYNSCALE_SCORER_RELIST_S", "")
+        try:
+            relist_s = float(relist) if relist else DEFAULT_RELIST_S
+        except ValueError:
+            raise InvalidInput("SYNSCALE_SCORER_RELIST_S", f"not a number of seconds: {relist!r}") from None
+        self.progress = ProgressBook(relist_s)
+        self._plans_lock = threading.Lock()
+        self._specs: dict[str, StudySpec] = {}
+        self._plans: dict[tuple[str, Cell], CellPlan] = {}
 
     # -- plans -------------------------------------------------------------------------
     def load_study(self, study_id: str) -> StudySpec:
+        """The stored spec, parsed once per study id (the id is its content digest)."""
+        with self._plans_lock:
+            spec = self._specs.get(study_id)
+        if spec is not None:
+            return spec
         key = study_key(study_id)
         if not self.store.exists(key):
             raise PreconditionFailed(f"study {study_id} has no {key} in bucket {self.store.bucket}")
-        return parse_study(self.store.get(key).decode(), key)
+        spec = parse_study(self.store.get(key).decode(), key)
+        with self._plans_lock:
+            return self._specs.setdefault(study_id, spec)
 
     def plan(self, study_id: str, cell: Cell) -> CellPlan:
-        return plan_from_spec(self.load_study(study_id), study_id, cell, self.env)
+        """The cell's plan, built once per (study id, cell) in this process."""
+        with self._plans_lock:
+            plan = self._plans.get((study_id, cell))
+        if plan is None:
+            plan = plan_from_spec(self.load_study(study_id), study_id, cell, self.env)
+            with self._plans_lock:
+                plan = self._plans.setdefault((study_id, cell), plan)
+        return plan
 
     def plan_from_shards(self, study_id: str, cell: Cell, shards: list[ShardInfo],
                          options: ScoringOptions | None = None) -> CellPlan:
@@ -245,6 +272,17 @@ class ScorerService:
     def partial_names(self, plan: CellPlan) -> list[str]:
         prefix = self.partial_key(plan, "x").rsplit("/", 1)[0] + "/"
         return sorted(o.key[len(prefix):-4] for o in self.store.list(prefix) if o.key.endswith(".npz"))
+
+    def note_partial(self, plan: CellPlan, shard: ShardInfo) -> bool:
+        """Record that `shard`'s partial exists; whether the cell now looks complete.
+
+        One event's worth of work (ADR 0028): a listing only seeds the cell's view the
+        first time and refreshes a stale incomplete one. "Looks complete" is confirmed by
+        `complete(plan, partial_names(plan))` before aggregating.
+        """
+        expected = {c: plan.expected(c) for c in plan.class_ids}
+        return self.progress.note(plan.study_id, plan.cell, expected, shard.class_id, shard.seed_start,
+                                  shard.seed_count, lambda: self.partial_names(plan))
 
     def complete(self, plan: CellPlan, names: list[str] | None = None) -> bool:
         by_safe = {ids.safe_component(c): c for c in plan.class_ids}

@@ -1,11 +1,12 @@
 """Kafka adapter: consumes "shards-ready" (group "scorer"), publishes ScoreResult on "scores".
 
 Per ShardReady: the shard's partial is computed and stored idempotently; when the cell's
-partials cover every class's seed range (see service.py), the cell is aggregated and the
-ScoreResult published. A marker `published.json` (the sha256 of scores.json) records the
-publication, so redelivered or late duplicate events do not publish again, while a
-changed result (a regenerated shard) does. A crash between publishing and writing the
-marker republishes once: at-least-once, with identical content.
+partials cover every class's seed range (see service.py; tracked per event, not re-listed:
+ADR 0028), the cell is aggregated and the ScoreResult published. A marker `published.json`
+(the sha256 of scores.json) records the publication, so redelivered or late duplicate
+events do not publish again, while a changed result (a regenerated shard) does. A crash
+between publishing and writing the marker republishes once: at-least-once, with identical
+content.
 """
 
 from __future__ import annotations
@@ -54,12 +55,15 @@ class ShardReadyHandler:
         except InvalidInput as exc:
             raise PoisonMessage(str(exc)) from None
         wrote = self.service.ensure_partial(plan, shard)
-        names = self.service.partial_names(plan)
-        if not self.service.complete(plan, names):
+        if not self.service.note_partial(plan, shard):  # incremental: no listing per event
             return
         marker_key = plan.key("published.json")
         store = self.ctx.store
         if not wrote and store.exists(marker_key):
+            return
+        names = self.service.partial_names(plan)  # once the cell looks complete: aggregate what is there
+        if not self.service.complete(plan, names):
+            self.service.progress.forget(plan.study_id, plan.cell)
             return
         scores = self.service.aggregate(plan, names)
         result, _ = self.service.write_outputs(plan, scores)

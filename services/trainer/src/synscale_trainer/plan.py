@@ -14,6 +14,7 @@ is raised before any compute is spent.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,54 +174,93 @@ def _plan_cell(
     split_note: str,
 ) -> list[ShardSource]:
     prefix = layout.cell_prefix(study_id, cell.generator, cell.cfg, cell.strategy)
-    by_class: dict[str, list[tuple[int, int, ObjectInfo]]] = {}
-    for info in store.list(prefix):
-        parsed = layout.parse_shard_in_cell(prefix, info.key)
-        if parsed is not None:
-            folder, start, count = parsed
-            by_class.setdefault(folder, []).append((start, count, info))
-    if not by_class:
+    folders = store.children(prefix)  # class folders: one delimiter listing, not every shard
+    if not folders:
         raise InvalidInput("cells", f"cell {cell.name} has no shards under {prefix} (empty cell)")
-    unknown = sorted(set(by_class) - set(classes.folder_to_index))
+    unknown = sorted(set(folders) - set(classes.folder_to_index))
     if unknown:
         raise InvalidInput(
             "cells", f"cell {cell.name} has class folders not in class set {classes.name}: {unknown[:5]}"
         )
+    wanted = [(label, class_id) for label, class_id in enumerate(classes.ids) if shares[class_id] > 0]
+    if not wanted:
+        return []
+    # One listing per class, a few at a time: on S3 each is a round trip, and a run of small N
+    # over 1000 classes would otherwise wait for 1000 of them in a row.
+    with ThreadPoolExecutor(max_workers=min(16, len(wanted))) as pool:
+        taken_per_class = list(pool.map(
+            lambda lc: _take_prefix(store, prefix, ids.safe_component(lc[1]), lc[0], shares[lc[1]]),
+            wanted))
     out: list[ShardSource] = []
-    for label, class_id in enumerate(classes.ids):
+    for (_, class_id), (chosen, taken) in zip(wanted, taken_per_class, strict=True):
         share = shares[class_id]
-        if share == 0:
-            continue
-        shards = sorted(by_class.get(ids.safe_component(class_id), []), key=lambda t: (t[0], -t[1]))
-        covered = 0  # images [0, covered) of the index order are accounted for
-        taken = 0
-        chosen: list[ShardSource] = []
-        for start, count, info in shards:
-            if taken >= share or start > covered:
-                break  # a gap: images after it are not 0..N-1 (layout.covers, no gaps accepted)
-            lo = max(start, covered)
-            hi = min(start + count, lo + (share - taken))
-            if hi <= lo:
-                continue
-            chosen.append(ShardSource(info.key, info.sha256, info.size, label, lo, hi))
-            taken += hi - lo
-            covered = hi
         if taken < share:
             raise InvalidInput(
                 "n_per_class",
                 f"cell {cell.name} has {taken} images of class {class_id!r}; {share} are needed "
                 f"(n_per_class {split_note})",
             )
-        out.extend(_with_sha(store, chosen))
-    return out
+        out.extend(chosen)
+    return _with_sha(store, out)
+
+
+def _take_prefix(store: ObjectStore, prefix: str, folder: str, label: int,
+                 share: int) -> tuple[list[ShardSource], int]:
+    """Shards of one class covering images 0..share-1, read from the class's listing in
+    key order (= start order, zero-padded) and stopped as soon as they cover `share`: a
+    run of N per class lists about N/shard-size keys, not the cell (docs/scaling.md)."""
+    covered = 0  # images [0, covered) of the index order are accounted for
+    taken = 0
+    chosen: list[ShardSource] = []
+    pending: list[tuple[int, int, ObjectInfo]] = []  # shards of the start being read (longest first)
+
+    def consume(start: int, count: int, info: ObjectInfo) -> bool:
+        nonlocal covered, taken
+        if taken >= share or start > covered:
+            return False  # a gap: images after it are not 0..N-1 (layout.covers, no gaps accepted)
+        lo = max(start, covered)
+        hi = min(start + count, lo + (share - taken))
+        if hi > lo:
+            chosen.append(ShardSource(info.key, info.sha256, info.size, label, lo, hi))
+            taken += hi - lo
+            covered = hi
+        return True
+
+    def drain() -> bool:
+        ok = all(consume(*t) for t in sorted(pending, key=lambda t: -t[1]))
+        pending.clear()
+        return ok
+
+    for info in store.list(f"{prefix}{folder}/"):
+        parsed = layout.parse_shard_in_cell(prefix, info.key)
+        if parsed is None:
+            continue
+        _, start, count = parsed
+        if pending and pending[0][0] != start and not drain():
+            break
+        if taken >= share:
+            break
+        pending.append((start, count, info))
+    else:
+        drain()
+    return chosen, taken
 
 
 def _with_sha(store: ObjectStore, sources: list[ShardSource]) -> list[ShardSource]:
-    """Fill in sha256 where the listing lacks it (S3 listings carry no user metadata)."""
+    """Fill in sha256 where the listing lacks it (S3 listings carry no user metadata).
+
+    One stat per chosen shard, issued in parallel: on S3 each is a round trip, and a run
+    of N = max chooses every shard of its cell.
+    """
+    missing = [s.key for s in sources if not s.sha256]
+    if not missing:
+        return sources
+    with ThreadPoolExecutor(max_workers=min(16, len(missing))) as pool:
+        infos = dict(zip(missing, pool.map(store.stat, missing), strict=True))
     out = []
     for s in sources:
         if not s.sha256:
-            info = store.stat(s.key)
+            info = infos[s.key]
             if info is None:
                 raise PreconditionFailed(f"shard {s.key} vanished while planning")
             s = ShardSource(

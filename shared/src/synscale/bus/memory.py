@@ -4,6 +4,13 @@ It mirrors Kafka's model rather than a simple queue — partitions, per-group co
 offsets, assignment that moves on membership change — so code tested against it
 behaves the same over Kafka. Partitioning uses Kafka's murmur2 so keys land on the same
 partition numbers in both runtimes.
+
+Retention is bounded like a Kafka topic's: each partition keeps at most `retention`
+messages (None: all, what unit tests inspecting `messages()` use). Offsets stay
+absolute; a consumer whose position fell behind the log's start continues at the start
+(auto.offset.reset=earliest). With `drop_committed`, messages every group that follows
+the topic has committed are dropped as soon as they are, so a long embedded study holds
+only what is still in flight (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -23,11 +30,46 @@ def partition_for(key: bytes | None, partitions: int, counter: itertools.count) 
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+class PartitionLog:
+    """One partition: the retained messages and the absolute offset of the first."""
+
+    def __init__(self) -> None:
+        self.start = 0
+        self.items: list[Message] = []
+
+    def __len__(self) -> int:
+        """The log's end offset (what Kafka calls the high watermark)."""
+        return self.start + len(self.items)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.items)
+
+    def append(self, message: Message) -> None:
+        self.items.append(message)
+
+    def read(self, pos: int, limit: int) -> list[Message]:
+        lo = max(pos, self.start) - self.start
+        return self.items[lo : lo + max(0, limit)]
+
+    def trim_to(self, offset: int) -> None:
+        """Drop every message below `offset` (amortised: in chunks, not one at a time)."""
+        drop = min(offset, len(self)) - self.start
+        if drop > 0 and (drop >= 1024 or drop * 2 >= len(self.items)):
+            del self.items[:drop]
+            self.start += drop
+
+
 class MemoryBus(Bus):
-    def __init__(self, default_partitions: int = 6) -> None:
+    def __init__(self, default_partitions: int = 6, retention: int | None = None,
+                 drop_committed: bool = False) -> None:
+        if retention is not None and retention < 1:
+            raise BusError(f"MemoryBus retention must be >= 1 message per partition, got {retention}")
         self.default_partitions = default_partitions
+        self.retention = retention
+        self.drop_committed = drop_committed
         self._cond = threading.Condition()
-        self._logs: dict[str, list[list[Message]]] = {}
+        self._logs: dict[str, list[PartitionLog]] = {}
+        self._followers: dict[str, set[str]] = {}  # topic -> groups that ever subscribed
         self._committed: dict[tuple[str, str, int], int] = {}
         self._members: dict[str, list[MemoryWorker]] = {}
         self._generation: dict[str, int] = {}
@@ -37,7 +79,7 @@ class MemoryBus(Bus):
     def ensure_topic(self, name: str, partitions: int | None = None) -> None:
         with self._cond:
             if name not in self._logs:
-                self._logs[name] = [[] for _ in range(partitions or self.default_partitions)]
+                self._logs[name] = [PartitionLog() for _ in range(partitions or self.default_partitions)]
 
     def publish(self, topic, value, key=None, headers=()):  # type: ignore[no-untyped-def]
         if not isinstance(value, bytes | bytearray):
@@ -48,13 +90,15 @@ class MemoryBus(Bus):
             parts = self._logs[topic]
             p = partition_for(k, len(parts), self._rr)
             parts[p].append(Message(topic, bytes(value), k, p, len(parts[p]), tuple(headers)))
+            if self.retention is not None:
+                parts[p].trim_to(len(parts[p]) - self.retention)
             self._cond.notify_all()
 
     def flush(self, timeout_s: float | None = None) -> None:
         return None  # publishing is synchronous
 
     def messages(self, topic: str) -> list[Message]:
-        """Every message ever published to `topic` (for tests and inspection)."""
+        """Every retained message of `topic` (all ever published unless retention is bounded)."""
         with self._cond:
             return [m for part in self._logs.get(topic, []) for m in part]
 
@@ -76,9 +120,17 @@ class MemoryBus(Bus):
         worker = MemoryWorker(self, topics, group, handler, retry, dead_letters)
         worker.max_records = (options or ConsumerOptions()).max_poll_records
         with self._cond:
+            for t in topics:
+                self._followers.setdefault(t, set()).add(group)
             self._members.setdefault(group, []).append(worker)
             self._generation[group] = self._generation.get(group, 0) + 1
         return worker
+
+    def _trim_committed(self, topic: str, p: int) -> None:
+        """Drop what every group following `topic` has committed (called under the lock)."""
+        groups = self._followers.get(topic, set())
+        if groups:
+            self._logs[topic][p].trim_to(min(self._committed.get((g, topic, p), 0) for g in groups))
 
     def _leave(self, worker: MemoryWorker) -> None:
         with self._cond:
@@ -132,7 +184,8 @@ class MemoryWorker(Worker):
                 out: list[Message] = []
                 for (topic, p), pos in sorted(self._positions.items()):
                     log = bus._logs[topic][p]
-                    take = log[pos : pos + self.max_records - len(out)]
+                    pos = max(pos, log.start)  # retention passed us by: continue at the start
+                    take = log.read(pos, self.max_records - len(out))
                     out.extend(take)
                     self._positions[(topic, p)] = pos + len(take)
                     if len(out) >= self.max_records:
@@ -147,6 +200,9 @@ class MemoryWorker(Worker):
             for m in messages:
                 k = (self.group, m.topic, m.partition)
                 self.bus._committed[k] = max(self.bus._committed.get(k, 0), m.offset + 1)
+            if self.bus.drop_committed:
+                for topic, p in {(m.topic, m.partition) for m in messages}:
+                    self.bus._trim_committed(topic, p)
 
     def _rewind(self, first_unprocessed: dict[tuple[str, int], int]) -> None:
         with self.bus._cond:

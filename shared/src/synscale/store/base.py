@@ -93,6 +93,16 @@ class ObjectStore(ABC):
     def delete(self, key: str) -> None:
         """Remove an object; deleting a missing key is not an error."""
 
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Keys that start with `prefix`, in lexicographic order, without their metadata.
+
+        What bookkeeping needs (coverage is read from key names): a backend that must open
+        a sidecar or ask the server per object for `list()` answers this from the listing
+        alone, so a rebuild over a million shards is one pass of names (docs/scaling.md).
+        """
+        for info in self.list(prefix):
+            yield info.key
+
     def children(self, prefix: str) -> tuple[str, ...]:
         """Sorted distinct names one level below `prefix` (which ends with "/").
 

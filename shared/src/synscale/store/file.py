@@ -109,22 +109,36 @@ class FileStore(ObjectStore):
         return ObjectInfo(key=key, size=st.st_size, sha256=sha, metadata=meta.get("metadata", {}))
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        keys: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(self.base):
-            rel_dir = Path(dirpath).relative_to(self.base).as_posix()
-            if rel_dir == _META_DIR or rel_dir.startswith(_META_DIR + "/"):
-                dirnames[:] = []
-                continue
-            for name in filenames:
-                if name.startswith(".tmp-"):
-                    continue
-                key = name if rel_dir == "." else f"{rel_dir}/{name}"
-                if key.startswith(prefix):
-                    keys.append(key)
-        for key in sorted(keys):
+        for key in self.keys(prefix):
             info = self.stat(key)
             if info is not None:
                 yield info
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Walks only the folder the prefix names (not the whole bucket), in key order.
+
+        Keys are paths, so every key under `a/b/c` lives below the folder `a/b`; the
+        walk starts there and filters the last component by the prefix's tail.
+        """
+        folder, _, _ = prefix.rpartition("/")
+        top = self.base / folder if folder else self.base
+        if folder and (folder == _META_DIR or folder.startswith(_META_DIR + "/")):
+            return
+        found: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(top):
+            rel_dir = Path(dirpath).relative_to(self.base).as_posix()
+            if rel_dir == ".":
+                dirnames[:] = [d for d in dirnames if d != _META_DIR]
+            base = "" if rel_dir == "." else f"{rel_dir}/"
+            if not (base.startswith(prefix) or prefix.startswith(base)):
+                dirnames[:] = []
+                continue
+            dirnames[:] = [d for d in dirnames if (base + d + "/").startswith(prefix)
+                           or prefix.startswith(base + d + "/")]
+            found.extend(key for name in filenames if not name.startswith(".tmp-")
+                         and (key := base + name).startswith(prefix))
+        found.sort()
+        yield from found
 
     def children(self, prefix: str) -> tuple[str, ...]:
         folder = self.base / prefix.rstrip("/") if prefix.strip("/") else self.base
