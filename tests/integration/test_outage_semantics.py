@@ -109,3 +109,25 @@ def test_poison_is_dead_lettered_and_replayed_byte_for_byte(
         reader.close()
     assert [(m.value, m.key) for m in copies] == [(poison, b"\x00key")] * 2
     assert dict(copies[1].headers)[REPLAYED_FROM_HEADER] == letter.id.encode()
+
+
+def test_a_flush_that_times_out_drops_the_producer_and_the_next_send_gets_through(
+    kafka_bus: Any, unique: str,
+) -> None:
+    """A flush is bounded; when it times out (after a broker restart kafka-python 3.0 can
+    leave a batch whose future never completes) the producer is dropped, the worker gets
+    BusUnavailable to wait out, and publishing afterwards works on a fresh producer."""
+    from synscale.bus.base import BusUnavailable
+
+    topic = f"flush-{unique}"
+    kafka_bus.ensure_topic(topic, 1)
+    kafka_bus.flush()
+    stuck = kafka_bus._clients[0]
+    kafka_bus.publish(topic, b"first", key="k")
+    with pytest.raises(BusUnavailable, match="flush"):
+        kafka_bus.flush(timeout_s=0)  # the batch cannot have been acknowledged in no time
+    assert kafka_bus._clients is None  # the producer (and whatever it held) is gone
+    kafka_bus.publish(topic, b"second", key="k")
+    kafka_bus.flush()
+    assert kafka_bus._clients[0] is not stuck
+    assert kafka_bus.flush_timeout_s >= 30  # longer than kafka-python's own delivery timeout

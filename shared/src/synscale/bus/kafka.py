@@ -93,7 +93,7 @@ class KafkaBus(Bus):
                     bootstrap_servers=self.bootstrap_servers, client_id=self.client_id, acks="all",
                     linger_ms=5, retries=5, max_request_size=MAX_MESSAGE_BYTES,
                     request_timeout_ms=timeout, max_block_ms=timeout, bootstrap_timeout_ms=timeout,
-                    delivery_timeout_ms=max(2 * timeout, 30_000),
+                    delivery_timeout_ms=self._delivery_timeout_ms(),
                 )
             except (KafkaError, OSError) as exc:
                 raise BusUnavailable(f"no Kafka broker answers at {self.bootstrap_servers}: {exc}") from None
@@ -179,16 +179,50 @@ class KafkaBus(Bus):
         so the futures are checked: a message the broker never took raises
         BusUnavailable, and the consume loop handles its source message again instead
         of committing it (ADR 0014).
+
+        The wait is bounded (`flush_timeout_s` unless told otherwise): after a broker
+        restart kafka-python 3.0 can leave a batch whose future never completes, past its
+        own delivery timeout, and an unbounded flush then hangs the worker for good (seen
+        in tests/e2e/test_outages.py). A flush that times out drops the producer — its
+        stuck batch with it — so the next send builds a fresh one, and raises
+        BusUnavailable so the worker waits the outage out and handles the source
+        messages again (at-least-once; consumers are idempotent).
         """
         if self._clients is None:
             return  # nothing was ever sent
-        with kafka_errors("flush", self.bootstrap_servers):
-            self._producer.flush(timeout=timeout_s)
+        limit = self.flush_timeout_s if timeout_s is None else timeout_s
+        try:
+            with kafka_errors("flush", self.bootstrap_servers):
+                self._producer.flush(timeout=limit)
+        except BusUnavailable:
+            self._sent.futures = []  # their source messages are handled (and sent) again
+            self._drop_producer()
+            raise
         pending, self._sent.futures = self._pending(), []
         failed = [f.exception for f in pending if f.is_done and f.failed()]
         if failed:
             raise _translate(f"{len(failed)} of {len(pending)} message(s) not delivered",
                              self.bootstrap_servers, failed[0])
+
+    @property
+    def flush_timeout_s(self) -> float:
+        """A delivery timeout plus one request: longer than any send kafka-python completes."""
+        return (self._delivery_timeout_ms() + self.request_timeout_ms) / 1000
+
+    def _delivery_timeout_ms(self) -> int:
+        return max(2 * self.request_timeout_ms, 30_000)
+
+    def _drop_producer(self) -> None:
+        """Forget the producer (the admin client stays); closed in the background, since
+        closing one with a stuck batch can itself wait."""
+        with self._lock:
+            if self._clients is None:
+                return
+            producer, admin = self._clients
+            self._clients = None
+        admin.close()
+        threading.Thread(target=producer.close, kwargs={"timeout": 5}, daemon=True,
+                         name="kafka-producer-close").start()
 
     def subscribe(self, topics, group, handler, *, retry=None, dead_letters=True, options=None):  # type: ignore[no-untyped-def]
         for t in topics:
