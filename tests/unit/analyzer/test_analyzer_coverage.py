@@ -7,23 +7,19 @@ largest N must hold the truth in 92–98% of 300 series per setting.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from synscale.testing.modules import load_module
 
 BENCH = Path(__file__).resolve().parents[3] / "bench" / "fit_coverage.py"
 
 
 @pytest.fixture(scope="module")
 def table() -> dict[str, Any]:
-    spec = importlib.util.spec_from_file_location("fit_coverage", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fit_coverage"] = module
-    spec.loader.exec_module(module)
+    module = load_module("fit_coverage", BENCH)
     return module.coverage("new", series=300, seeds=1, seed=0)  # type: ignore[no-any-return]
 
 

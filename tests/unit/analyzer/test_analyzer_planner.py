@@ -6,15 +6,14 @@ of n test images per run; the planner sees the small sizes and is judged at the 
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from synscale.testing.modules import load_module
 from synscale_analyzer.allocation import allocate, lagrange_allocation, round_to_total
 from synscale_analyzer.class_slopes import class_slope
 from synscale_analyzer.planner import plan_study
@@ -23,12 +22,7 @@ BENCH = Path(__file__).resolve().parents[3] / "bench" / "planner_coverage.py"
 
 
 def _bench() -> Any:
-    spec = importlib.util.spec_from_file_location("planner_coverage", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["planner_coverage"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_module("planner_coverage", BENCH)
 
 
 sim = _bench()

@@ -8,24 +8,19 @@ store gives (docs/scaling.md, "Bookkeeping growth").
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from synscale.testing.modules import load_module
 
 BENCH = Path(__file__).resolve().parents[3] / "bench" / "scale.py"
 
 
 @pytest.fixture(scope="module")
 def bench() -> Any:
-    spec = importlib.util.spec_from_file_location("scale_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["scale_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_module("scale_bench", BENCH)
 
 
 @pytest.mark.parametrize("layout", ["issue", "paper"])

@@ -7,10 +7,10 @@ tests pin that rule and the flags the tests rely on (RBAC enforced, loopback onl
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
+
+from synscale.testing.modules import load_module
 
 ROOT = Path(__file__).resolve().parents[3]
 GO_MOD = """module k8s.io/kubernetes
@@ -32,12 +32,7 @@ replace (
 
 
 def _kubeapi() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("kubeapi", ROOT / "deploy" / "local" / "kubeapi.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while defining
-    spec.loader.exec_module(module)
-    return module
+    return load_module("kubeapi", ROOT / "deploy" / "local" / "kubeapi.py")
 
 
 def _layout(kubeapi: ModuleType, tmp_path: Path) -> object:
